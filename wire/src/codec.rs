@@ -1,0 +1,149 @@
+//! The frame codec: a 4-byte big-endian length, then a msgpack body with field
+//! names. A length above the configured maximum is refused *before* any of the
+//! body is buffered, so a peer cannot make us allocate 4 GiB with one header.
+
+use bytes::{Buf, BufMut, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::marker::PhantomData;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// 16 MiB, the default largest frame (DESIGN.md, Wire).
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("frame is not a valid pilotq message: {0}")]
+    Decode(String),
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Decodes `In` frames and encodes `Out` frames.
+#[derive(Debug)]
+pub struct FrameCodec<In, Out> {
+    max: usize,
+    _p: PhantomData<fn(Out) -> In>,
+}
+
+impl<In, Out> Clone for FrameCodec<In, Out> {
+    fn clone(&self) -> Self {
+        FrameCodec {
+            max: self.max,
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<In, Out> FrameCodec<In, Out> {
+    pub fn new(max: usize) -> Self {
+        FrameCodec {
+            max,
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<In, Out> Default for FrameCodec<In, Out> {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+/// Encodes one message as a frame body (named msgpack).
+pub fn encode_body<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    rmp_serde::to_vec_named(msg).map_err(|e| FrameError::Encode(e.to_string()))
+}
+
+impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
+    type Item = In;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, FrameError> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+        if len > self.max {
+            return Err(FrameError::TooLarge { len, max: self.max });
+        }
+        if src.len() < 4 + len {
+            src.reserve(4 + len - src.len());
+            return Ok(None);
+        }
+        src.advance(4);
+        let body = src.split_to(len);
+        rmp_serde::from_slice(&body)
+            .map(Some)
+            .map_err(|e| FrameError::Decode(e.to_string()))
+    }
+}
+
+impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
+    type Error = FrameError;
+
+    fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let body = encode_body(&msg)?;
+        if body.len() > self.max {
+            return Err(FrameError::TooLarge {
+                len: body.len(),
+                max: self.max,
+            });
+        }
+        dst.reserve(4 + body.len());
+        dst.put_u32(body.len() as u32);
+        dst.extend_from_slice(&body);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{FromMaster, ToMaster};
+
+    type Peer = FrameCodec<FromMaster, ToMaster>;
+    type Master = FrameCodec<ToMaster, FromMaster>;
+
+    #[test]
+    fn frames_round_trip_even_when_split() {
+        let mut buf = BytesMut::new();
+        Peer::default()
+            .encode(ToMaster::Heartbeat, &mut buf)
+            .unwrap();
+        Peer::default().encode(ToMaster::Status, &mut buf).unwrap();
+        let all = buf.split();
+        let mut m = Master::default();
+        let mut got = vec![];
+        let mut rx = BytesMut::new();
+        for b in all.iter() {
+            rx.put_u8(*b);
+            while let Some(msg) = m.decode(&mut rx).unwrap() {
+                got.push(msg);
+            }
+        }
+        assert_eq!(got, vec![ToMaster::Heartbeat, ToMaster::Status]);
+    }
+
+    #[test]
+    fn oversized_length_is_refused_before_buffering() {
+        let mut m = Master::new(1024);
+        let mut rx = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        assert!(
+            matches!(m.decode(&mut rx), Err(FrameError::TooLarge { len, max: 1024 }) if len == u32::MAX as usize)
+        );
+    }
+
+    #[test]
+    fn garbage_body_is_a_decode_error() {
+        let mut m = Master::default();
+        let mut rx = BytesMut::new();
+        rx.put_u32(3);
+        rx.extend_from_slice(b"\xc1\xc1\xc1");
+        assert!(matches!(m.decode(&mut rx), Err(FrameError::Decode(_))));
+    }
+}

@@ -1,0 +1,186 @@
+//! Every message, one enum per direction. Holders (workers, foremen) and
+//! clients share one port and one vocabulary; the role in `Hello` says which
+//! messages a session may send.
+//!
+//! Batches (`Started`, `Finished`, `Dispatch`, `Ack`) are lists so that a busy
+//! worker pays one frame and the master one journal append per burst, not per
+//! job.
+
+use crate::handshake::{Hello, Welcome};
+use crate::outcome::{Holding, JobResult};
+use crate::{ClusterId, JobId, JobSpec, JobStatus, Resources};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Peer → master.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToMaster {
+    Hello(Hello),
+    Proof {
+        #[serde(with = "serde_bytes", default)]
+        proof: Option<Vec<u8>>,
+    },
+
+    // --- holders ---
+    /// Sent once after `Accepted`: what the holder offers and what it already
+    /// holds (after a reconnect: running jobs and unacknowledged results).
+    Register {
+        resources: Resources,
+        holdings: Vec<Holding>,
+    },
+    Heartbeat,
+    Started(Vec<Started>),
+    Finished(Vec<JobResult>),
+
+    // --- clients ---
+    Submit {
+        spec: JobSpec,
+        count: u32,
+        /// The executable's bytes; the master checks them against
+        /// `spec.executable` before storing.
+        #[serde(with = "serde_bytes")]
+        executable: Vec<u8>,
+    },
+    /// Empty selectors: every job.
+    Query {
+        selectors: Vec<Selector>,
+    },
+    Remove {
+        selectors: Vec<Selector>,
+    },
+    Status,
+}
+
+/// Master → peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromMaster {
+    Welcome(Welcome),
+    Accepted,
+    /// The request was refused; for a handshake error the connection closes.
+    Error {
+        message: String,
+    },
+
+    // --- holders ---
+    Dispatch(Vec<Assignment>),
+    /// Kill this attempt's process group and drop it (removed, or stale).
+    Kill(Vec<Attempt>),
+    /// These results are durable: the holder may forget them.
+    Ack(Vec<Attempt>),
+
+    // --- clients ---
+    Submitted {
+        cluster: ClusterId,
+        count: u32,
+    },
+    /// A query answer, streamed in chunks so that a million jobs never make
+    /// one oversized frame; the last chunk has `last = true`.
+    Jobs {
+        jobs: Vec<JobView>,
+        last: bool,
+    },
+    Removed {
+        jobs: u64,
+    },
+    Status(MasterStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub job: JobId,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub job: JobId,
+    pub attempt: u32,
+    /// Unix milliseconds.
+    pub at: u64,
+}
+
+/// One job handed to a holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub job: JobId,
+    pub attempt: u32,
+    pub spec: JobSpec,
+    /// The executable's bytes, sent the first time this connection needs this
+    /// hash; afterwards the holder's cache serves it.
+    #[serde(with = "serde_bytes", default)]
+    pub executable: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Selector {
+    All,
+    Cluster(ClusterId),
+    Job(JobId),
+}
+
+/// One job as `q` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: JobId,
+    pub status: JobStatus,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+    pub holder: Option<String>,
+    #[serde(default)]
+    pub hold_reason: Option<String>,
+    pub owner: String,
+    pub cmd: String,
+    pub arguments: Vec<String>,
+    pub priority: i32,
+    pub request: Resources,
+    /// Unix milliseconds (HTCondor's `QDate`, in ms).
+    pub submitted_at: u64,
+    pub entered_status_at: u64,
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Counts for `pilotq status` and `condor_status -schedd`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasterStatus {
+    pub name: String,
+    pub idle: u64,
+    pub running: u64,
+    pub held: u64,
+    pub completed: u64,
+    pub removed: u64,
+    pub holders: u64,
+    pub cores: u64,
+    pub journal_seq: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::{fresh_nonce, Role, PROTOCOL_VERSION};
+
+    #[test]
+    fn messages_round_trip_with_field_names() {
+        let msgs = vec![
+            ToMaster::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                role: Role::Client,
+                name: "c".into(),
+                nonce: fresh_nonce(),
+            }),
+            ToMaster::Query {
+                selectors: vec![Selector::Job(JobId::new(1, 2))],
+            },
+            ToMaster::Heartbeat,
+        ];
+        for m in msgs {
+            let bytes = rmp_serde::to_vec_named(&m).unwrap();
+            let back: ToMaster = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(back, m);
+        }
+    }
+}
