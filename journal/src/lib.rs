@@ -1,1 +1,38 @@
-//! placeholder
+//! # pilotq-journal — the master never forgets
+//!
+//! Every change of the pilot table is an [`Event`] appended to a sled
+//! journal; the table is a pure fold of those events, so replaying the journal
+//! (from a snapshot plus its tail) rebuilds exactly the table a crashed master
+//! had. Nothing here knows about actors or sockets.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`event`] | `Event`, the stored `Envelope {v, t, e}` and the format version |
+//! | [`table`] | `Table`: clusters and jobs, `apply`, lazy materialisation, dispatch order |
+//! | [`counts`] | jobs per HTCondor status, kept incrementally |
+//! | [`view`] | a job as clients see it (`JobView`), selected by ids |
+//! | [`store`] | the sled trees (`events`, `snapshots`, `blobs`) behind one type |
+//! | [`writer`] | the group-commit writer thread: one batch, one flush, every waiter woken |
+//! | [`snapshot`] | the table encoded at a sequence number, a cache for fast restarts |
+//! | [`replay`] | open a journal and rebuild its table: snapshot + tail |
+//! | [`error`] | `JournalError` |
+//!
+//! The durability contract (DESIGN.md): nothing is acknowledged to anyone
+//! before the writer's completion for its events has run.
+
+pub mod counts;
+pub mod error;
+pub mod event;
+pub mod replay;
+pub mod snapshot;
+pub mod store;
+pub mod table;
+pub mod view;
+pub mod writer;
+
+pub use counts::Counts;
+pub use error::JournalError;
+pub use event::{now_ms, Envelope, Event, FORMAT_VERSION};
+pub use store::Store;
+pub use table::{Job, JobState, Table};
+pub use writer::{Done, Writer};

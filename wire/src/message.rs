@@ -34,7 +34,7 @@ pub enum ToMaster {
 
     // --- clients ---
     Submit {
-        spec: JobSpec,
+        spec: Box<JobSpec>,
         count: u32,
         /// The executable's bytes; the master checks them against
         /// `spec.executable` before storing.

@@ -1,0 +1,29 @@
+//! Journal errors. They carry the journal's path or the sequence number they
+//! concern; they are `Clone` because one failed flush fails every waiter of
+//! its group.
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path} is held by another process (is a master already running on it?)")]
+    Locked { path: String },
+    #[error("cannot open journal {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("journal storage error: {0}")]
+    Storage(String),
+    #[error("journal event {seq} cannot be decoded: {reason}")]
+    Corrupt { seq: u64, reason: String },
+    #[error("journal event {seq} has format version {found}, newer than this pilotq reads ({supported}); upgrade pilotq")]
+    TooNew {
+        seq: u64,
+        found: u32,
+        supported: u32,
+    },
+    #[error("the journal writer has stopped")]
+    Closed,
+}
+
+impl From<sled::Error> for JournalError {
+    fn from(e: sled::Error) -> Self {
+        JournalError::Storage(e.to_string())
+    }
+}

@@ -1,0 +1,104 @@
+//! Events: the only way the pilot table changes. Each is a fact that already
+//! happened, decided by the master against the table it had; `Table::apply`
+//! folds them. Variants are encoded by *name* (CRATES.md): never rename one;
+//! add new ones, and new fields with `#[serde(default)]`.
+
+use pilotq_wire::{ClusterId, JobId, JobSpec, Outcome};
+use serde::{Deserialize, Serialize};
+
+/// The journal's format version, written in every envelope. Bump it when an
+/// event changes in a way old readers cannot follow, keep reading the old one,
+/// and check in a fixture journal of the old format (tests/fixtures).
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A master opened the journal (a post-mortem marker; the table ignores
+    /// it except for counting restarts).
+    MasterStarted {
+        name: String,
+        at: u64,
+    },
+    /// `queue N`: one event for the whole cluster (lazy materialisation).
+    ClusterSubmitted {
+        cluster: ClusterId,
+        count: u32,
+        spec: Box<JobSpec>,
+        at: u64,
+    },
+    /// A new attempt handed to a holder.
+    JobDispatched {
+        job: JobId,
+        attempt: u32,
+        holder: String,
+        at: u64,
+    },
+    JobStarted {
+        job: JobId,
+        attempt: u32,
+        at: u64,
+    },
+    JobCompleted {
+        job: JobId,
+        attempt: u32,
+        outcome: Outcome,
+        at: u64,
+    },
+    /// The holder of `attempt` was lost: the job is Idle again.
+    JobRequeued {
+        job: JobId,
+        attempt: u32,
+        reason: String,
+        at: u64,
+    },
+    JobHeld {
+        job: JobId,
+        reason: String,
+        at: u64,
+    },
+    JobRemoved {
+        job: JobId,
+        at: u64,
+    },
+    /// Every job of the cluster not already Completed or Removed is Removed,
+    /// including the ones never materialised: O(1) for a million idle jobs.
+    ClusterRemoved {
+        cluster: ClusterId,
+        at: u64,
+    },
+}
+
+impl Event {
+    /// Unix milliseconds of the fact.
+    pub fn at(&self) -> u64 {
+        match self {
+            Event::MasterStarted { at, .. }
+            | Event::ClusterSubmitted { at, .. }
+            | Event::JobDispatched { at, .. }
+            | Event::JobStarted { at, .. }
+            | Event::JobCompleted { at, .. }
+            | Event::JobRequeued { at, .. }
+            | Event::JobHeld { at, .. }
+            | Event::JobRemoved { at, .. }
+            | Event::ClusterRemoved { at, .. } => *at,
+        }
+    }
+}
+
+/// What is stored under each sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Format version ([`FORMAT_VERSION`] when written).
+    pub v: u32,
+    /// Unix milliseconds when the writer stored it.
+    pub t: u64,
+    pub e: Event,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,193 @@
+//! The journal writer: one thread owns all writes, fed by a bounded crossbeam
+//! channel. Group commit: it takes everything pending, writes it with one
+//! `apply_batch`, flushes once, and only then completes every waiter. Many
+//! small appends from many sessions thus share one flush, which is what makes
+//! durability cheap (CRATES.md: ~7.5k/s flushing per write, >100k/s grouped).
+//!
+//! Completions are plain closures so that this crate knows nothing of actix or
+//! tokio; the actors wrap a oneshot sender in one.
+//!
+//! After a failed write or flush the writer refuses everything: the caller's
+//! in-memory state has gone ahead of the disk and only a restart (replay of
+//! what *is* durable) can bring them together again.
+
+use crate::error::JournalError;
+use crate::event::{now_ms, Event};
+use crate::store::{encode_event, Store};
+use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
+use std::thread::JoinHandle;
+
+/// Called once the operation is durable, with the sequence number of the last
+/// event it covers (or of the journal's tail, for a barrier).
+pub type Done = Box<dyn FnOnce(Result<u64, JournalError>) + Send>;
+
+enum Op {
+    Append {
+        events: Vec<Event>,
+        blobs: Vec<(String, Vec<u8>)>,
+        done: Done,
+    },
+    Snapshot {
+        bytes: Vec<u8>,
+        done: Done,
+    },
+    Barrier {
+        done: Done,
+    },
+}
+
+/// Most events written in one group: bounds the latency one group adds.
+const MAX_GROUP_EVENTS: usize = 20_000;
+
+pub struct Writer {
+    tx: Option<Sender<Op>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread. `next_seq` is the first free sequence number;
+    /// `capacity` bounds the operations waiting for it.
+    pub fn start(store: Store, next_seq: u64, capacity: usize) -> Writer {
+        let (tx, rx) = bounded(capacity);
+        let thread = std::thread::Builder::new()
+            .name("pilotq-journal".into())
+            .spawn(move || run(store, next_seq, rx))
+            .expect("spawning the journal thread");
+        Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&self, op: Op) {
+        let Some(tx) = &self.tx else { return fail(op) };
+        // A full channel means the disk is behind: blocking the caller here is
+        // the back-pressure (the master stops taking requests until it catches
+        // up) rather than an unbounded queue.
+        match tx.try_send(op) {
+            Ok(()) => {}
+            Err(TrySendError::Full(op)) => {
+                if let Err(e) = tx.send(op) {
+                    fail(e.0)
+                }
+            }
+            Err(TrySendError::Disconnected(op)) => fail(op),
+        }
+    }
+
+    /// Appends `events` (and stores `blobs` first); `done` runs once durable.
+    pub fn append(&self, events: Vec<Event>, blobs: Vec<(String, Vec<u8>)>, done: Done) {
+        self.send(Op::Append {
+            events,
+            blobs,
+            done,
+        })
+    }
+
+    /// Stores a snapshot covering every event appended before it.
+    pub fn snapshot(&self, bytes: Vec<u8>, done: Done) {
+        self.send(Op::Snapshot { bytes, done })
+    }
+
+    /// Completes once everything appended before it is durable.
+    pub fn barrier(&self, done: Done) {
+        self.send(Op::Barrier { done })
+    }
+
+    /// Writes what is pending and stops the thread.
+    pub fn shutdown(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn fail(op: Op) {
+    done_of(op)(Err(JournalError::Closed));
+}
+
+fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
+    let mut broken: Option<JournalError> = None;
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        let mut events = ops_events(&ops[0]);
+        while events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(op) => {
+                    events += ops_events(&op);
+                    ops.push(op);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(err) = &broken {
+            for op in ops {
+                done_of(op)(Err(err.clone()));
+            }
+            continue;
+        }
+        let t = now_ms();
+        let mut batch = sled::Batch::default();
+        let mut results = Vec::with_capacity(ops.len());
+        let mut write = || -> Result<(), JournalError> {
+            for op in &ops {
+                match op {
+                    Op::Append { events, blobs, .. } => {
+                        for (hash, bytes) in blobs {
+                            store.blobs.insert(hash.as_bytes(), bytes.as_slice())?;
+                        }
+                        for e in events {
+                            batch.insert(&next_seq.to_be_bytes(), encode_event(t, e));
+                            next_seq += 1;
+                        }
+                    }
+                    Op::Snapshot { bytes, .. } => {
+                        store
+                            .snapshots
+                            .insert((next_seq - 1).to_be_bytes(), bytes.as_slice())?;
+                    }
+                    Op::Barrier { .. } => {}
+                }
+                results.push(next_seq - 1);
+            }
+            store.events.apply_batch(std::mem::take(&mut batch))?;
+            store.db.flush()?;
+            Ok(())
+        };
+        match write() {
+            Ok(()) => {
+                for (op, seq) in ops.into_iter().zip(results) {
+                    done_of(op)(Ok(seq));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal write failed; refusing further writes");
+                broken = Some(e.clone());
+                for op in ops {
+                    done_of(op)(Err(e.clone()));
+                }
+            }
+        }
+    }
+    // Channel closed: everything received was written above.
+}
+
+fn ops_events(op: &Op) -> usize {
+    match op {
+        Op::Append { events, .. } => events.len().max(1),
+        _ => 1,
+    }
+}
+
+fn done_of(op: Op) -> Done {
+    match op {
+        Op::Append { done, .. } | Op::Snapshot { done, .. } | Op::Barrier { done } => done,
+    }
+}
