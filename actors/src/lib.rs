@@ -1,1 +1,29 @@
-//! placeholder
+//! # pilotq-actors — the processes' moving parts
+//!
+//! actix actors on actix-rt arbiters; the journal writer and the job-file
+//! writer run on threads of their own so no handler ever blocks on disk.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | `MasterConfig`, `WorkerConfig` and their defaults |
+//! | [`master`] | the master actor: decide → append → apply → reply; leases; dispatch |
+//! | [`session`] | one actor per accepted connection: handshake, then requests to the master |
+//! | [`outbox`] | a connection's sending half: bounded queue, writer task, slow peers cut |
+//! | [`files`] | writing jobs' output and error files, off the master's thread |
+//! | [`worker`] | the worker actor, its process executor and executable cache |
+//! | [`connect`] | the peer side of the handshake (workers, clients) |
+//! | [`client`] | a short-lived client: submit, query, remove, status |
+
+pub mod client;
+pub mod config;
+pub mod connect;
+pub mod files;
+pub mod master;
+pub mod outbox;
+pub mod session;
+pub mod worker;
+
+pub use client::Client;
+pub use config::{MasterConfig, WorkerConfig};
+pub use master::{Master, Shutdown, StartError, StartInfo};
+pub use worker::Worker;

@@ -1,0 +1,99 @@
+//! Settings of the master and the worker, with the defaults of DESIGN.md.
+
+use pilotq_wire::{Resources, Secret, DEFAULT_MAX_FRAME};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    pub listen: String,
+    pub journal: PathBuf,
+    pub name: String,
+    pub secret: Option<Secret>,
+    pub max_frame: usize,
+    /// Holders renew their lease this often.
+    pub heartbeat: Duration,
+    /// A holder silent this long is lost: its jobs are requeued. After a
+    /// restart, every job out on a holder gets one lease to be reclaimed.
+    pub lease: Duration,
+    /// Dispatches before a job whose holders keep getting lost is Held.
+    pub max_attempts: u32,
+    /// Largest `queue N` accepted in one submission.
+    pub max_submit: u32,
+    /// A snapshot is stored after this many events (and at clean shutdown).
+    pub snapshot_every: u64,
+    /// A connection must finish the handshake within this.
+    pub handshake_timeout: Duration,
+    /// Connections beyond this are refused.
+    pub max_connections: usize,
+}
+
+impl MasterConfig {
+    pub fn new(listen: impl Into<String>, journal: impl Into<PathBuf>) -> Self {
+        MasterConfig {
+            listen: listen.into(),
+            journal: journal.into(),
+            name: "pilotq-master".into(),
+            secret: None,
+            max_frame: DEFAULT_MAX_FRAME,
+            heartbeat: Duration::from_secs(5),
+            lease: Duration::from_secs(60),
+            max_attempts: 3,
+            max_submit: 1_000_000,
+            snapshot_every: 200_000,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Upstream address (master or foreman).
+    pub master: String,
+    /// The holder name: the worker's identity across reconnects.
+    pub name: String,
+    pub resources: Resources,
+    pub workdir: PathBuf,
+    pub secret: Option<Secret>,
+    pub max_frame: usize,
+    pub heartbeat: Duration,
+    /// Captured stdout/stderr beyond this many bytes is cut, with a marker.
+    pub output_cap: usize,
+}
+
+impl WorkerConfig {
+    pub fn new(
+        master: impl Into<String>,
+        workdir: impl Into<PathBuf>,
+        resources: Resources,
+    ) -> Self {
+        WorkerConfig {
+            master: master.into(),
+            name: default_worker_name(),
+            resources,
+            workdir: workdir.into(),
+            secret: None,
+            max_frame: DEFAULT_MAX_FRAME,
+            heartbeat: Duration::from_secs(5),
+            output_cap: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `host:pid`: unique per running worker, stable across its reconnects.
+pub fn default_worker_name() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

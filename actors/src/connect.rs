@@ -1,0 +1,129 @@
+//! The peer side of the handshake (workers, foremen, clients): connect, say
+//! `Hello`, check the master's proof, prove ourselves, wait for `Accepted`.
+
+use futures::{SinkExt, StreamExt};
+use pilotq_wire::handshake::{fresh_nonce, Prover};
+use pilotq_wire::{
+    FrameCodec, FrameError, FromMaster, Hello, Role, Secret, ToMaster, PROTOCOL_VERSION,
+};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+pub type PeerFramed = Framed<TcpStream, FrameCodec<FromMaster, ToMaster>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to master at {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("master at {addr} did not answer within {secs} s")]
+    Timeout { addr: String, secs: u64 },
+    #[error("master at {addr} refused us: {message}")]
+    Refused { addr: String, message: String },
+    #[error("master at {addr} could not prove it knows our password; refusing to talk to it")]
+    MasterUnproven { addr: String },
+    #[error("master at {addr} has no password set, but we were given one; refusing to talk to it")]
+    MasterOpen { addr: String },
+    #[error("master at {addr} closed the connection")]
+    Closed { addr: String },
+    #[error("master at {addr} sent something unexpected: {what}")]
+    Protocol { addr: String, what: String },
+    #[error("master at {addr}: {source}")]
+    Frame { addr: String, source: FrameError },
+}
+
+/// Connects and authenticates. `timeout` bounds the whole exchange.
+pub async fn connect(
+    addr: &str,
+    role: Role,
+    name: &str,
+    secret: Option<&Secret>,
+    max_frame: usize,
+    timeout: Duration,
+) -> Result<PeerFramed, ConnectError> {
+    let a = addr.to_string();
+    match tokio::time::timeout(timeout, handshake(addr, role, name, secret, max_frame)).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectError::Timeout {
+            addr: a,
+            secs: timeout.as_secs(),
+        }),
+    }
+}
+
+async fn handshake(
+    addr: &str,
+    role: Role,
+    name: &str,
+    secret: Option<&Secret>,
+    max_frame: usize,
+) -> Result<PeerFramed, ConnectError> {
+    let a = || addr.to_string();
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| ConnectError::Connect { addr: a(), source })?;
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, FrameCodec::new(max_frame));
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        role,
+        name: name.to_string(),
+        nonce: fresh_nonce(),
+    };
+    let send = |e| ConnectError::Frame {
+        addr: a(),
+        source: e,
+    };
+    framed
+        .send(ToMaster::Hello(hello.clone()))
+        .await
+        .map_err(send)?;
+    let welcome = match next(&mut framed, addr).await? {
+        FromMaster::Welcome(w) => w,
+        other => return Err(unexpected(addr, other)),
+    };
+    let proof = match (secret, &welcome.proof) {
+        (Some(s), Some(p)) => {
+            if !s.verify(Prover::Master, &hello, &welcome.nonce, p) {
+                return Err(ConnectError::MasterUnproven { addr: a() });
+            }
+            Some(s.prove(Prover::Peer, &hello, &welcome.nonce))
+        }
+        (Some(_), None) => return Err(ConnectError::MasterOpen { addr: a() }),
+        (None, _) => None,
+    };
+    framed.send(ToMaster::Proof { proof }).await.map_err(send)?;
+    match next(&mut framed, addr).await? {
+        FromMaster::Accepted => Ok(framed),
+        other => Err(unexpected(addr, other)),
+    }
+}
+
+/// The next frame, with errors and a close turned into [`ConnectError`].
+pub async fn next(framed: &mut PeerFramed, addr: &str) -> Result<FromMaster, ConnectError> {
+    match framed.next().await {
+        Some(Ok(FromMaster::Error { message })) => Err(ConnectError::Refused {
+            addr: addr.to_string(),
+            message,
+        }),
+        Some(Ok(m)) => Ok(m),
+        Some(Err(source)) => Err(ConnectError::Frame {
+            addr: addr.to_string(),
+            source,
+        }),
+        None => Err(ConnectError::Closed {
+            addr: addr.to_string(),
+        }),
+    }
+}
+
+fn unexpected(addr: &str, m: FromMaster) -> ConnectError {
+    let what = format!("{m:?}");
+    ConnectError::Protocol {
+        addr: addr.to_string(),
+        what: what.chars().take(120).collect(),
+    }
+}

@@ -1,0 +1,179 @@
+//! Client requests: submit, query, remove, status.
+
+use super::Master;
+use crate::outbox::Outbox;
+use actix::prelude::*;
+use pilotq_journal::{now_ms, Event};
+use pilotq_wire::message::{Attempt, MasterStatus};
+use pilotq_wire::{ClusterId, FromMaster, JobId, JobSpec, Selector};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// Jobs per `Jobs` frame when answering a query.
+const QUERY_CHUNK: usize = 2000;
+
+impl Master {
+    pub(crate) fn on_submit(
+        &mut self,
+        ctx: &mut Context<Self>,
+        ob: Outbox<FromMaster>,
+        mut spec: JobSpec,
+        count: u32,
+        executable: Vec<u8>,
+    ) {
+        let refuse = |message: String| {
+            ob.deliver(FromMaster::Error { message });
+        };
+        if count == 0 {
+            return refuse("nothing to submit: count is 0".into());
+        }
+        if count > self.cfg.max_submit {
+            return refuse(format!(
+                "submission of {count} jobs exceeds this master's maximum of {} per submission",
+                self.cfg.max_submit
+            ));
+        }
+        let hash = hex::encode(Sha256::digest(&executable));
+        if hash != spec.executable {
+            return refuse(format!(
+                "executable bytes do not match their hash (got {hash}, spec says {})",
+                spec.executable
+            ));
+        }
+        if spec.cmd.is_empty() {
+            return refuse("no executable named".into());
+        }
+        // Every job asks for at least one core: dispatch relies on it.
+        spec.request.cores = spec.request.cores.max(1);
+        let cluster = ClusterId(self.table.last_cluster().0 + 1);
+        let blobs = match self.store.has_blob(&hash) {
+            Ok(true) => vec![],
+            _ => vec![(hash, executable)],
+        };
+        let at = now_ms();
+        let event = Event::ClusterSubmitted {
+            cluster,
+            count,
+            spec: Box::new(spec),
+            at,
+        };
+        self.commit(vec![event], blobs, move || {
+            ob.deliver(FromMaster::Submitted { cluster, count });
+        });
+        self.schedule_dispatch(ctx);
+    }
+
+    pub(crate) fn on_query(&mut self, ob: Outbox<FromMaster>, selectors: Vec<Selector>) {
+        let ids = self.table.select(&selectors);
+        let mut chunks: Vec<Vec<_>> = Vec::new();
+        for part in ids.chunks(QUERY_CHUNK) {
+            chunks.push(part.iter().filter_map(|id| self.table.view(*id)).collect());
+        }
+        self.after_durable(move || {
+            if chunks.is_empty() {
+                ob.deliver(FromMaster::Jobs {
+                    jobs: vec![],
+                    last: true,
+                });
+                return;
+            }
+            let n = chunks.len();
+            for (i, jobs) in chunks.into_iter().enumerate() {
+                if !ob.deliver(FromMaster::Jobs {
+                    jobs,
+                    last: i + 1 == n,
+                }) {
+                    return;
+                }
+            }
+        });
+    }
+
+    pub(crate) fn on_remove(&mut self, ob: Outbox<FromMaster>, selectors: Vec<Selector>) {
+        let at = now_ms();
+        let mut events = Vec::new();
+        let mut removed = 0u64;
+        let mut kills: HashMap<String, Vec<Attempt>> = HashMap::new();
+        let mut note_kill = |holder: &str, job: JobId, attempt: u32| {
+            kills
+                .entry(holder.to_string())
+                .or_default()
+                .push(Attempt { job, attempt });
+        };
+        let whole: Vec<ClusterId> = if selectors.is_empty() {
+            vec![] // an empty removal removes nothing (unlike a query)
+        } else {
+            self.table.selected_clusters(&selectors)
+        };
+        for cid in &whole {
+            let c = self.table.cluster(*cid).expect("selected");
+            let live = c.live();
+            if live == 0 {
+                continue;
+            }
+            removed += live;
+            for (proc, j) in c.records() {
+                if let Some((h, a)) = j.state.out_on() {
+                    note_kill(
+                        h,
+                        JobId {
+                            cluster: *cid,
+                            proc,
+                        },
+                        a,
+                    );
+                }
+            }
+            events.push(Event::ClusterRemoved { cluster: *cid, at });
+        }
+        for s in &selectors {
+            let Selector::Job(id) = s else { continue };
+            if whole.contains(&id.cluster) {
+                continue;
+            }
+            let Some(r) = self.table.job(*id) else {
+                continue;
+            };
+            if r.job.state.status().is_final() {
+                continue;
+            }
+            if let Some((h, a)) = r.job.state.out_on() {
+                note_kill(h, *id, a);
+            }
+            removed += 1;
+            events.push(Event::JobRemoved { job: *id, at });
+        }
+        let targets: Vec<_> = kills
+            .into_iter()
+            .filter_map(|(h, k)| self.outbox_of(&h).map(|o| (o, k)))
+            .collect();
+        self.commit(events, vec![], move || {
+            for (hob, k) in targets {
+                hob.deliver(FromMaster::Kill(k));
+            }
+            ob.deliver(FromMaster::Removed { jobs: removed });
+        });
+    }
+
+    pub(crate) fn on_status(&mut self, ob: Outbox<FromMaster>) {
+        let c = self.table.counts();
+        let connected = self.holders.values().filter(|h| h.outbox.is_some());
+        let (holders, cores) = connected.fold((0u64, 0u64), |(n, c), h| {
+            (n + 1, c + u64::from(h.resources.cores))
+        });
+        let status = MasterStatus {
+            name: self.cfg.name.clone(),
+            idle: c.idle,
+            running: c.running,
+            held: c.held,
+            completed: c.completed,
+            removed: c.removed,
+            holders,
+            cores,
+            journal_seq: 0,
+        };
+        self.after_durable(move || {
+            ob.deliver(FromMaster::Status(status));
+        });
+    }
+}

@@ -1,0 +1,343 @@
+//! Workers and foremen: registration (and reclaim after a restart), started
+//! and finished reports, heartbeats and leases.
+//!
+//! Attempts decide everything: a report for any attempt but the job's current
+//! one is refused, and its holder told to kill and drop it. A result is
+//! acknowledged only once its event is durable; a holder resends what was not
+//! acknowledged, and a duplicate (an attempt already completed) is simply
+//! acknowledged again.
+
+use super::{HolderRt, Master};
+use crate::files::WriteJobFiles;
+use crate::outbox::Outbox;
+use actix::prelude::*;
+use pilotq_journal::{now_ms, Event, JobState};
+use pilotq_wire::message::{Attempt, Started};
+use pilotq_wire::{FromMaster, Holding, HoldingState, JobId, JobResult, Outcome, Resources, Role};
+use std::collections::HashSet;
+use std::time::Instant;
+
+impl Master {
+    /// After a restart every job out on a holder is *disconnected*: its holder
+    /// gets one lease from now to come back and reclaim it.
+    pub(crate) fn adopt_orphans(&mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self.table.holders().map(|(h, _)| h.to_string()).collect();
+        for name in names {
+            self.holders.insert(
+                name,
+                HolderRt {
+                    outbox: None,
+                    resources: Resources::default(),
+                    last_seen: now,
+                    blobs_sent: HashSet::new(),
+                },
+            );
+        }
+    }
+
+    /// Whether `conn` is the live connection of holder `name`; refreshes its lease.
+    pub(crate) fn touch(&mut self, name: &str, conn: u64) -> bool {
+        match self.holders.get_mut(name) {
+            Some(h) if h.outbox.as_ref().is_some_and(|o| o.conn == conn) => {
+                h.last_seen = Instant::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn on_register(
+        &mut self,
+        ctx: &mut Context<Self>,
+        role: Role,
+        name: String,
+        outbox: Outbox<FromMaster>,
+        resources: Resources,
+        holdings: Vec<Holding>,
+    ) {
+        if let Some(old) = self.holders.get(&name).and_then(|h| h.outbox.clone()) {
+            if old.conn != outbox.conn {
+                tracing::info!(holder = %name, "holder reconnected; closing its old connection");
+                old.closed.cancel();
+            }
+        }
+        tracing::info!(holder = %name, %role, %resources, holdings = holdings.len(), "holder registered");
+        self.holders.insert(
+            name.clone(),
+            HolderRt {
+                outbox: Some(outbox.clone()),
+                resources,
+                last_seen: Instant::now(),
+                blobs_sent: HashSet::new(),
+            },
+        );
+
+        let now = now_ms();
+        let mut events = Vec::new();
+        let mut kills = Vec::new();
+        let mut acks = Vec::new();
+        let mut results = Vec::new();
+        let mut reported: HashSet<JobId> = HashSet::new();
+        for h in holdings {
+            reported.insert(h.job);
+            let current = self.is_current(&name, h.job, h.attempt);
+            match (h.state, current) {
+                (HoldingState::Running { started_at }, true) => {
+                    if matches!(self.state_of(h.job), Some(JobState::Assigned { .. })) {
+                        events.push(Event::JobStarted {
+                            job: h.job,
+                            attempt: h.attempt,
+                            at: started_at,
+                        });
+                    }
+                }
+                (HoldingState::Running { .. }, false) => kills.push(Attempt {
+                    job: h.job,
+                    attempt: h.attempt,
+                }),
+                (HoldingState::Finished(r), true) => results.push(r),
+                // A stale or already recorded result: nothing to keep.
+                (HoldingState::Finished(r), false) => acks.push(Attempt {
+                    job: r.job,
+                    attempt: r.attempt,
+                }),
+            }
+        }
+        // Jobs we think are out on this holder but that it does not hold were
+        // lost with its previous life (or never reached it): requeue them now
+        // rather than waiting out the lease.
+        let lost: Vec<JobId> = self
+            .table
+            .jobs_on(&name)
+            .filter(|j| !reported.contains(j))
+            .collect();
+        for job in lost {
+            events.extend(self.requeue_or_hold(job, "holder no longer has the job", now));
+        }
+        if !kills.is_empty() {
+            outbox.deliver(FromMaster::Kill(kills));
+        }
+        let ob = outbox.clone();
+        self.commit(events, vec![], move || {
+            if !acks.is_empty() {
+                ob.deliver(FromMaster::Ack(acks));
+            }
+        });
+        if !results.is_empty() {
+            self.on_finished_from(ctx, &name, outbox, results);
+        }
+        self.schedule_dispatch(ctx);
+    }
+
+    pub(crate) fn on_started(&mut self, name: &str, conn: u64, started: Vec<Started>) {
+        if !self.touch(name, conn) {
+            return;
+        }
+        let mut events = Vec::new();
+        let mut kills = Vec::new();
+        for s in started {
+            if !self.is_current(name, s.job, s.attempt) {
+                kills.push(Attempt {
+                    job: s.job,
+                    attempt: s.attempt,
+                });
+            } else if matches!(self.state_of(s.job), Some(JobState::Assigned { .. })) {
+                events.push(Event::JobStarted {
+                    job: s.job,
+                    attempt: s.attempt,
+                    at: s.at,
+                });
+            }
+        }
+        if !kills.is_empty() {
+            if let Some(ob) = self.outbox_of(name) {
+                ob.deliver(FromMaster::Kill(kills));
+            }
+        }
+        if !events.is_empty() {
+            self.commit(events, vec![], || {});
+        }
+    }
+
+    pub(crate) fn on_finished(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: &str,
+        conn: u64,
+        results: Vec<JobResult>,
+    ) {
+        if !self.touch(name, conn) {
+            return;
+        }
+        let Some(ob) = self.outbox_of(name) else {
+            return;
+        };
+        self.on_finished_from(ctx, name, ob, results);
+    }
+
+    /// Results from `name`: the job's files are written first (so a crash
+    /// between the two loses nothing: the holder resends, the files are
+    /// rewritten), then the completion is journaled, then acknowledged.
+    fn on_finished_from(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: &str,
+        ob: Outbox<FromMaster>,
+        results: Vec<JobResult>,
+    ) {
+        let mut acks = Vec::new();
+        let mut plain = Vec::new();
+        for r in results {
+            if !self.is_current(name, r.job, r.attempt) {
+                // Stale, duplicate or unknown: the holder may forget it.
+                acks.push(Attempt {
+                    job: r.job,
+                    attempt: r.attempt,
+                });
+                continue;
+            }
+            let spec = self.table.cluster(r.job.cluster).map(|c| c.spec.clone());
+            match spec {
+                Some(spec) if spec.output.is_some() || spec.error.is_some() => {
+                    let write = WriteJobFiles {
+                        stdout: spec.output_path(r.job).map(|p| (p, r.stdout.clone())),
+                        stderr: spec.error_path(r.job).map(|p| (p, r.stderr.clone())),
+                    };
+                    let name = name.to_string();
+                    let ob = ob.clone();
+                    ctx.spawn(
+                        self.files
+                            .send(write)
+                            .into_actor(self)
+                            .map(move |res, act, ctx| {
+                                if let Ok(Err(e)) = res {
+                                    tracing::warn!(job = %r.job, "job files not written: {e}");
+                                }
+                                act.record_results(ctx, &name, &ob, vec![r], vec![]);
+                            }),
+                    );
+                }
+                _ => plain.push(r),
+            }
+        }
+        self.record_results(ctx, name, &ob, plain, acks);
+    }
+
+    fn record_results(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: &str,
+        ob: &Outbox<FromMaster>,
+        results: Vec<JobResult>,
+        mut acks: Vec<Attempt>,
+    ) {
+        let now = now_ms();
+        let mut events = Vec::new();
+        for r in results {
+            acks.push(Attempt {
+                job: r.job,
+                attempt: r.attempt,
+            });
+            // Re-checked: the job may have been removed while files were written.
+            if !self.is_current(name, r.job, r.attempt) {
+                continue;
+            }
+            events.push(match r.outcome {
+                Outcome::FailedToStart { reason } => Event::JobHeld {
+                    job: r.job,
+                    reason: format!("failed to start on {name}: {reason}"),
+                    at: now,
+                },
+                outcome => Event::JobCompleted {
+                    job: r.job,
+                    attempt: r.attempt,
+                    outcome,
+                    at: r.ended_at.max(1),
+                },
+            });
+        }
+        if acks.is_empty() {
+            return;
+        }
+        let ob = ob.clone();
+        self.commit(events, vec![], move || {
+            ob.deliver(FromMaster::Ack(acks));
+        });
+        self.schedule_dispatch(ctx);
+    }
+
+    /// Requeues (or, with its attempts spent, holds) every job of holders
+    /// silent for longer than the lease.
+    pub(crate) fn check_leases(&mut self, ctx: &mut Context<Self>) {
+        let lease = self.cfg.lease;
+        let lost: Vec<String> = self
+            .holders
+            .iter()
+            .filter(|(_, h)| h.last_seen.elapsed() > lease)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut events = Vec::new();
+        for name in lost {
+            let h = self.holders.remove(&name).expect("listed");
+            if let Some(ob) = h.outbox {
+                ob.closed.cancel();
+            }
+            let jobs: Vec<JobId> = self.table.jobs_on(&name).collect();
+            tracing::warn!(holder = %name, jobs = jobs.len(), "holder lost: lease expired");
+            for job in jobs {
+                events.extend(self.requeue_or_hold(
+                    job,
+                    &format!("holder {name} lost (lease expired)"),
+                    now,
+                ));
+            }
+        }
+        self.commit(events, vec![], || {});
+        self.schedule_dispatch(ctx);
+    }
+
+    /// The event that takes a job back from a lost holder.
+    fn requeue_or_hold(&self, job: JobId, why: &str, now: u64) -> Option<Event> {
+        let r = self.table.job(job)?;
+        let (_, attempt) = r.job.state.out_on()?;
+        Some(if r.job.attempts >= self.cfg.max_attempts {
+            Event::JobHeld {
+                job,
+                reason: format!("{why}; {} attempts spent", r.job.attempts),
+                at: now,
+            }
+        } else {
+            Event::JobRequeued {
+                job,
+                attempt,
+                reason: why.to_string(),
+                at: now,
+            }
+        })
+    }
+
+    fn is_current(&self, holder: &str, job: JobId, attempt: u32) -> bool {
+        self.table
+            .job(job)
+            .and_then(|r| {
+                r.job
+                    .state
+                    .out_on()
+                    .map(|(h, a)| &**h == holder && a == attempt)
+            })
+            .unwrap_or(false)
+    }
+
+    fn state_of(&self, job: JobId) -> Option<&JobState> {
+        self.table.job(job).map(|r| &r.job.state)
+    }
+
+    pub(crate) fn outbox_of(&self, name: &str) -> Option<Outbox<FromMaster>> {
+        self.holders.get(name).and_then(|h| h.outbox.clone())
+    }
+}

@@ -1,0 +1,386 @@
+//! The worker: runs jobs as child processes and reports their results.
+//!
+//! It never kills a running job because its upstream went away: it
+//! reconnects with backoff (1 s doubling to 60 s, with jitter), reports what it
+//! holds (running jobs and results not yet acknowledged), and keeps every
+//! result until the master acknowledges it.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `mod.rs` | the actor: connection, reconnect, dispatch, kill, ack, batching of reports |
+//! | `executor.rs` | one job as a process: sandbox, environment, process group, capture |
+//! | `cache.rs` | executables by content hash |
+
+pub mod cache;
+pub mod executor;
+
+use crate::config::WorkerConfig;
+use crate::connect::{connect, PeerFramed};
+use crate::outbox::Outbox;
+use actix::prelude::*;
+use cache::BlobCache;
+use futures::StreamExt;
+use pilotq_wire::message::{Assignment, Attempt, Started};
+use pilotq_wire::{
+    FrameCodec, FrameError, FromMaster, Holding, HoldingState, JobId, JobResult, Outcome, Role,
+    ToMaster,
+};
+use rand::Rng;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+struct RunningJob {
+    attempt: u32,
+    pgid: Option<i32>,
+    started_at: u64,
+}
+
+pub struct Worker {
+    cfg: WorkerConfig,
+    cache: BlobCache,
+    outbox: Option<Outbox<ToMaster>>,
+    /// Generation of the current connection: items of older streams are ignored.
+    generation: u64,
+    connecting: bool,
+    backoff: Duration,
+    running: HashMap<JobId, RunningJob>,
+    /// Results not yet acknowledged.
+    results: HashMap<(JobId, u32), JobResult>,
+    pending_started: Vec<Started>,
+    pending_finished: Vec<JobResult>,
+    flush_scheduled: bool,
+}
+
+/// A frame from connection `0`, or its end (`None`).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Incoming(u64, Option<Result<FromMaster, FrameError>>);
+
+impl Worker {
+    pub fn new(mut cfg: WorkerConfig) -> std::io::Result<Worker> {
+        std::fs::create_dir_all(cfg.workdir.join("jobs"))?;
+        // Jobs run with their sandbox as working directory: every path we
+        // hand them must be absolute.
+        cfg.workdir = std::fs::canonicalize(&cfg.workdir)?;
+        let cache = BlobCache::open(&cfg.workdir.join("cache"))?;
+        Ok(Worker {
+            cfg,
+            cache,
+            outbox: None,
+            generation: 0,
+            connecting: false,
+            backoff: BACKOFF_MIN,
+            running: HashMap::new(),
+            results: HashMap::new(),
+            pending_started: Vec::new(),
+            pending_finished: Vec::new(),
+            flush_scheduled: false,
+        })
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting || self.outbox.is_some() {
+            return;
+        }
+        self.connecting = true;
+        let c = self.cfg.clone();
+        let fut = async move {
+            connect(
+                &c.master,
+                Role::Worker,
+                &c.name,
+                c.secret.as_ref(),
+                c.max_frame,
+                Duration::from_secs(20),
+            )
+            .await
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            act.connecting = false;
+            match res {
+                Ok(framed) => act.attach(framed, ctx),
+                Err(e) => {
+                    let wait = act.next_backoff();
+                    tracing::warn!("{e}; retrying in {:.1} s", wait.as_secs_f64());
+                    ctx.run_later(wait, |act, ctx| act.connect(ctx));
+                }
+            }
+        }));
+    }
+
+    /// Backoff: 1 s doubling to 60 s, each wait jittered by ±20% so that a
+    /// thousand workers that lost the master together do not return together.
+    fn next_backoff(&mut self) -> Duration {
+        let base = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        base.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
+    }
+
+    fn attach(&mut self, framed: PeerFramed, ctx: &mut Context<Self>) {
+        let parts = framed.into_parts();
+        let (read, write) = parts.io.into_split();
+        self.generation += 1;
+        let gen = self.generation;
+        let outbox = Outbox::start(
+            write,
+            FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
+            CancellationToken::new(),
+        );
+        let mut reader = FramedRead::new(
+            read,
+            FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
+        );
+        // Bytes that arrived with the handshake's last frame belong to us.
+        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        let closed = outbox.closed.clone();
+        let stream = reader
+            .take_until(async move { closed.cancelled().await })
+            .map(move |m| Incoming(gen, Some(m)))
+            .chain(futures::stream::once(async move { Incoming(gen, None) }));
+        ctx.add_message_stream(stream);
+        let holdings = self.holdings();
+        tracing::info!(master = %self.cfg.master, name = %self.cfg.name, holdings = holdings.len(), "connected");
+        outbox.deliver(ToMaster::Register {
+            resources: self.cfg.resources,
+            holdings,
+        });
+        self.outbox = Some(outbox);
+        self.backoff = BACKOFF_MIN;
+    }
+
+    fn holdings(&self) -> Vec<Holding> {
+        let running = self.running.iter().map(|(job, r)| Holding {
+            job: *job,
+            attempt: r.attempt,
+            state: HoldingState::Running {
+                started_at: r.started_at,
+            },
+        });
+        let done = self.results.values().map(|r| Holding {
+            job: r.job,
+            attempt: r.attempt,
+            state: HoldingState::Finished(r.clone()),
+        });
+        running.chain(done).collect()
+    }
+
+    fn lost_connection(&mut self, ctx: &mut Context<Self>, why: &str) {
+        if let Some(ob) = self.outbox.take() {
+            ob.closed.cancel();
+            tracing::warn!("lost the master ({why}); jobs keep running; reconnecting");
+            self.pending_started.clear();
+            self.pending_finished.clear();
+            let wait = self.next_backoff();
+            ctx.run_later(wait, |act, ctx| act.connect(ctx));
+        }
+    }
+
+    fn on_dispatch(&mut self, ctx: &mut Context<Self>, assignments: Vec<Assignment>) {
+        for a in assignments {
+            if self
+                .running
+                .get(&a.job)
+                .is_some_and(|r| r.attempt == a.attempt)
+                || self.results.contains_key(&(a.job, a.attempt))
+            {
+                continue; // a duplicate of what we already hold
+            }
+            let hash = &a.spec.executable;
+            let ready = match &a.executable {
+                Some(bytes) => self.cache.put(hash, bytes),
+                None if self.cache.has(hash) => Ok(()),
+                None => Err(format!("executable {hash} was not sent and is not cached")),
+            };
+            if let Err(reason) = ready {
+                let now = pilotq_journal::now_ms();
+                self.finish(
+                    ctx,
+                    JobResult {
+                        job: a.job,
+                        attempt: a.attempt,
+                        outcome: Outcome::FailedToStart { reason },
+                        started_at: now,
+                        ended_at: now,
+                        stdout: vec![],
+                        stderr: vec![],
+                    },
+                );
+                continue;
+            }
+            let launch = executor::Launch {
+                job: a.job,
+                attempt: a.attempt,
+                executable: self.cache.path(hash),
+                cmd: a.spec.cmd.clone(),
+                arguments: a.spec.arguments.clone(),
+                environment: a.spec.environment.clone(),
+                dir: self
+                    .cfg
+                    .workdir
+                    .join("jobs")
+                    .join(format!("{}.{}", a.job, a.attempt)),
+                output_cap: self.cfg.output_cap,
+            };
+            let (pgid, done) = executor::start(launch);
+            let started_at = pilotq_journal::now_ms();
+            self.running.insert(
+                a.job,
+                RunningJob {
+                    attempt: a.attempt,
+                    pgid,
+                    started_at,
+                },
+            );
+            if pgid.is_some() {
+                self.pending_started.push(Started {
+                    job: a.job,
+                    attempt: a.attempt,
+                    at: started_at,
+                });
+                self.schedule_flush(ctx);
+            }
+            ctx.spawn(
+                done.into_actor(self)
+                    .map(|result, act, ctx| act.finish(ctx, result)),
+            );
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Context<Self>, result: JobResult) {
+        // Killed (removed or stale) attempts are dropped, not reported.
+        match self.running.get(&result.job) {
+            Some(r) if r.attempt == result.attempt => {
+                self.running.remove(&result.job);
+            }
+            Some(_) => return,
+            None if matches!(result.outcome, Outcome::FailedToStart { .. }) => {}
+            None => return,
+        }
+        self.results
+            .insert((result.job, result.attempt), result.clone());
+        self.pending_finished.push(result);
+        self.schedule_flush(ctx);
+    }
+
+    fn on_kill(&mut self, kills: Vec<Attempt>) {
+        for k in kills {
+            if let Some(r) = self.running.get(&k.job) {
+                if r.attempt == k.attempt {
+                    if let Some(pg) = r.pgid {
+                        executor::kill_group(pg);
+                    }
+                    tracing::info!(job = %k.job, attempt = k.attempt, "killed on the master's order");
+                    self.running.remove(&k.job);
+                }
+            }
+            self.results.remove(&(k.job, k.attempt));
+        }
+    }
+
+    /// Reports go out in batches: everything that happened in one turn of the
+    /// event loop shares a frame.
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.run_later(Duration::from_millis(1), |act, _| act.flush_reports());
+        }
+    }
+
+    fn flush_reports(&mut self) {
+        self.flush_scheduled = false;
+        let Some(ob) = &self.outbox else {
+            // Reported in the holdings on reconnect instead.
+            self.pending_started.clear();
+            self.pending_finished.clear();
+            return;
+        };
+        if !self.pending_started.is_empty() {
+            ob.deliver(ToMaster::Started(std::mem::take(&mut self.pending_started)));
+        }
+        // Results can be large (64 MiB streams): keep frames under the limit.
+        let mut batch = Vec::new();
+        let mut size = 0usize;
+        for r in std::mem::take(&mut self.pending_finished) {
+            let len = r.stdout.len() + r.stderr.len() + 512;
+            if !batch.is_empty() && size + len > self.cfg.max_frame / 2 {
+                ob.deliver(ToMaster::Finished(std::mem::take(&mut batch)));
+                size = 0;
+            }
+            size += len;
+            batch.push(r);
+        }
+        if !batch.is_empty() {
+            ob.deliver(ToMaster::Finished(batch));
+        }
+    }
+}
+
+impl Actor for Worker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(64);
+        self.connect(ctx);
+        ctx.run_interval(self.cfg.heartbeat, |act, _| {
+            if let Some(ob) = &act.outbox {
+                ob.deliver(ToMaster::Heartbeat);
+            }
+        });
+    }
+}
+
+impl Handler<Incoming> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, Incoming(gen, item): Incoming, ctx: &mut Context<Self>) {
+        if gen != self.generation {
+            return;
+        }
+        match item {
+            None => self.lost_connection(ctx, "connection closed"),
+            Some(Err(e)) => self.lost_connection(ctx, &e.to_string()),
+            Some(Ok(msg)) => match msg {
+                FromMaster::Dispatch(a) => self.on_dispatch(ctx, a),
+                FromMaster::Kill(k) => self.on_kill(k),
+                FromMaster::Ack(acks) => {
+                    for a in acks {
+                        self.results.remove(&(a.job, a.attempt));
+                    }
+                }
+                FromMaster::Error { message } => {
+                    self.lost_connection(ctx, &format!("master said: {message}"))
+                }
+                other => {
+                    let what: String = format!("{other:?}").chars().take(60).collect();
+                    tracing::warn!("unexpected message from the master: {what}");
+                }
+            },
+        }
+    }
+}
+
+/// Stop: kill every running job's process group (a stopped worker must not
+/// leave jobs running unsupervised; the master requeues them after the lease).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct KillAll;
+
+impl Handler<KillAll> for Worker {
+    type Result = usize;
+
+    fn handle(&mut self, _m: KillAll, _ctx: &mut Context<Self>) -> usize {
+        let n = self.running.len();
+        for r in self.running.values() {
+            if let Some(pg) = r.pgid {
+                executor::kill_group(pg);
+            }
+        }
+        self.running.clear();
+        n
+    }
+}

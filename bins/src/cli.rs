@@ -1,0 +1,218 @@
+//! `pilotq` and its subcommands.
+
+use crate::client_opts::{ClientOpts, SecretOpts};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pilotq",
+    version,
+    about = "A durable pilot-job queue: a master, workers, and an HTCondor-compatible face",
+    long_about = "pilotq runs pilot jobs (or any batch job) on machines that have no batch system.\n\
+        A master keeps every job in a durable journal and hands jobs to workers, which run them\n\
+        as processes. Kill the master and start it again: nothing is lost, nothing runs twice.\n\n\
+        Quick start:  pilotq up            (master + local workers, data under ./pilotq-data)\n\
+        then:         pilotq submit --count 10 -- /bin/echo hello\n\
+                      pilotq q"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the master: owns the job table and its journal, serves workers and clients.
+    Master(MasterArgs),
+    /// Run a worker: runs the master's jobs as local processes.
+    Worker(WorkerArgs),
+    /// Submit a cluster of jobs (like condor_submit).
+    Submit(SubmitArgs),
+    /// List jobs (like condor_q -nobatch).
+    Q(QArgs),
+    /// Remove jobs: C, C.P, or --all (like condor_rm). Running jobs are killed.
+    Rm(RmArgs),
+    /// Counts of jobs and holders.
+    Status(StatusArgs),
+    /// Read a journal: every event, in order.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+    /// A master and local workers in one command; Ctrl-C stops them cleanly.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct MasterArgs {
+    /// Address to listen on for workers and clients.
+    #[arg(long, default_value = "127.0.0.1:9094")]
+    pub listen: String,
+    /// Journal directory (created if missing). Only one master may hold it.
+    #[arg(long, default_value = "./pilotq-data/master")]
+    pub journal: PathBuf,
+    /// The master's name, as condor_status shows it.
+    #[arg(long, default_value = "pilotq-master")]
+    pub name: String,
+    /// Seconds between holders' heartbeats.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat: f64,
+    /// Seconds a silent holder keeps its jobs before they are requeued;
+    /// after a restart, how long holders have to reclaim their jobs.
+    #[arg(long, default_value_t = 60.0)]
+    pub lease: f64,
+    /// Dispatches before a job whose holders keep getting lost is held.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Largest number of jobs in one submission.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_submit: u32,
+    /// Store a snapshot of the table after this many events.
+    #[arg(long, default_value_t = 200_000)]
+    pub snapshot_every: u64,
+    /// Largest frame accepted, in bytes.
+    #[arg(long, default_value_t = pilotq_wire::DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+    /// Seconds a new connection has to complete the handshake.
+    #[arg(long, default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+    #[command(flatten)]
+    pub secret: SecretOpts,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// The master's HOST:PORT.
+    #[arg(long, env = "PILOTQ_MASTER", default_value = crate::client_opts::DEFAULT_MASTER)]
+    pub master: String,
+    /// Cores offered (default: all of this machine's).
+    #[arg(long)]
+    pub cores: Option<u32>,
+    /// Memory offered in MB (default: this machine's).
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Disk offered in MB (default: free space of the work dir).
+    #[arg(long)]
+    pub disk: Option<u64>,
+    /// Scratch directory: job sandboxes and the executable cache.
+    #[arg(long, default_value = "./pilotq-data/worker")]
+    pub workdir: PathBuf,
+    /// The worker's name, its identity across reconnects (default host:pid).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat: f64,
+    /// Cap on captured stdout and stderr, each, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub output_cap: usize,
+    #[command(flatten)]
+    pub secret: SecretOpts,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Number of jobs in the cluster (`queue N`).
+    #[arg(long, default_value_t = 1)]
+    pub count: u32,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub priority: i32,
+    #[arg(long, default_value_t = 1)]
+    pub cores: u32,
+    /// MB.
+    #[arg(long, default_value_t = 0)]
+    pub memory: u64,
+    /// MB.
+    #[arg(long, default_value_t = 0)]
+    pub disk: u64,
+    /// K=V, repeatable: the job's whole environment.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Where the job's stdout goes; $(Cluster) and $(Process) expand.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Where the job's stderr goes; $(Cluster) and $(Process) expand.
+    #[arg(long)]
+    pub error: Option<String>,
+    /// The job event log path.
+    #[arg(long)]
+    pub log: Option<String>,
+    /// The executable (a path, or a name found on PATH) and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "EXECUTABLE [ARGS]..."
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct QArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Print a JSON array, one object per job.
+    #[arg(long)]
+    pub json: bool,
+    /// Job or cluster ids (C.P or C); all jobs when none.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RmArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Remove every job.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    /// Job or cluster ids (C.P or C).
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Print every event in order (the journal must not be held by a running master).
+    Dump {
+        #[arg(long, default_value = "./pilotq-data/master")]
+        journal: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay the journal and check it: every event decodes, replay equals
+    /// the snapshot's table, indexes are consistent.
+    Verify {
+        #[arg(long, default_value = "./pilotq-data/master")]
+        journal: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Data directory: the master's journal and the workers' scratch space.
+    #[arg(long, default_value = "./pilotq-data")]
+    pub data: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:9094")]
+    pub listen: String,
+    /// Local workers to start.
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
+    /// Cores per worker (default: this machine's cores divided among the workers, at least 1).
+    #[arg(long)]
+    pub cores_per_worker: Option<u32>,
+    #[command(flatten)]
+    pub secret: SecretOpts,
+}

@@ -1,0 +1,56 @@
+//! How clients find the master and the shared secret: `--master` or
+//! `PILOTQ_MASTER` (default `127.0.0.1:9094`), `--password-file` or
+//! `PILOTQ_PASSWORD_FILE`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use pilotq_actors::Client;
+use pilotq_wire::{Secret, DEFAULT_MAX_FRAME};
+use std::path::PathBuf;
+
+pub const DEFAULT_MASTER: &str = "127.0.0.1:9094";
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientOpts {
+    /// The master's HOST:PORT.
+    #[arg(long, env = "PILOTQ_MASTER", default_value = DEFAULT_MASTER)]
+    pub master: String,
+    #[command(flatten)]
+    pub secret: SecretOpts,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SecretOpts {
+    /// File holding the shared secret (a trailing newline is ignored).
+    #[arg(long, env = "PILOTQ_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl SecretOpts {
+    pub fn load(&self) -> Result<Option<Secret>> {
+        match &self.password_file {
+            None => Ok(None),
+            Some(p) => Ok(Some(Secret::from_file(p)?)),
+        }
+    }
+}
+
+impl ClientOpts {
+    pub async fn connect(&self) -> Result<Client> {
+        let secret = self.secret.load()?;
+        Client::connect(&self.master, secret.as_ref(), DEFAULT_MAX_FRAME)
+            .await
+            .with_context(|| {
+                "is the master running? start one with `pilotq master` or `pilotq up`".to_string()
+            })
+    }
+}
+
+/// Runs a client future on a small single-threaded runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime")
+        .block_on(f)
+}

@@ -1,0 +1,39 @@
+//! One module per `pilotq` subcommand. Each returns the process exit code.
+
+pub mod journal;
+pub mod master;
+pub mod q;
+pub mod rm;
+pub mod status;
+pub mod submit;
+pub mod up;
+pub mod worker;
+
+use crate::cli::{Cli, Command, JournalCommand};
+use anyhow::Result;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Master(a) => master::run(a),
+        Command::Worker(a) => worker::run(a),
+        Command::Submit(a) => submit::run(a),
+        Command::Q(a) => q::run(a),
+        Command::Rm(a) => rm::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Journal {
+            command: JournalCommand::Dump { journal, json },
+        } => journal::dump(&journal, json),
+        Command::Journal {
+            command: JournalCommand::Verify { journal },
+        } => journal::verify(&journal),
+        Command::Up(a) => up::run(a),
+    }
+}
+
+/// Seconds from a command-line float, refusing nonsense.
+pub fn seconds(name: &str, s: f64) -> Result<std::time::Duration> {
+    if !(s.is_finite() && s > 0.0) {
+        anyhow::bail!("--{name} must be a positive number of seconds, not {s}");
+    }
+    Ok(std::time::Duration::from_secs_f64(s))
+}

@@ -1,0 +1,21 @@
+//! # pilotq (bins) — the command-line face
+//!
+//! Thin: parse arguments, call the libraries, print. Each subcommand of
+//! `pilotq` is one file under `commands/`; shared pieces are named for what
+//! they are.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`cli`] | the clap definition of `pilotq` and its subcommands |
+//! | [`client_opts`] | `--master` / `--password-file` (and their environment variables), connecting |
+//! | [`logging`] | tracing set-up, with the `log` bridge for actix and sled |
+//! | [`machine`] | what this machine has: cores, memory, disk (worker defaults) |
+//! | [`signals`] | waiting for SIGINT/SIGTERM |
+//! | [`commands`] | one module per subcommand |
+
+pub mod cli;
+pub mod client_opts;
+pub mod commands;
+pub mod logging;
+pub mod machine;
+pub mod signals;
