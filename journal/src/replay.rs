@@ -24,6 +24,13 @@ pub struct Replayed {
 /// Opens the journal at `path` and rebuilds its table.
 pub fn open(path: &Path) -> Result<Replayed, JournalError> {
     let store = Store::open(path)?;
+    let stale = store.drop_snapshots_past_events()?;
+    if stale > 0 {
+        tracing::warn!(
+            stale,
+            "dropped snapshots covering events that are not in the journal (lost in a crash)"
+        );
+    }
     let (table, snapshot_seq, replayed) = rebuild(&store, true)?;
     let next_seq = store.last_seq()? + 1;
     Ok(Replayed {
@@ -45,7 +52,10 @@ pub fn rebuild(
     let mut from = 1;
     let mut snapshot_seq = None;
     if use_snapshot {
-        if let Some((seq, bytes)) = store.latest_snapshot()? {
+        // A snapshot is only as good as the events under it: one past the
+        // journal's last event would replay events that are not there and
+        // skip the ones appended since under the same numbers.
+        if let Some((seq, bytes)) = store.snapshot_within_events()? {
             match snapshot::decode(&bytes) {
                 Some(t) => {
                     table = t;
@@ -67,4 +77,130 @@ pub fn rebuild(
         replayed += 1;
     }
     Ok((table, snapshot_seq, replayed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Event, Writer};
+    use pilotq_wire::{ClusterId, JobSpec, Resources};
+    use std::sync::mpsc;
+
+    fn started(name: &str) -> Event {
+        Event::MasterStarted {
+            name: name.into(),
+            at: 1,
+        }
+    }
+
+    fn durably(f: impl FnOnce(crate::Done)) -> u64 {
+        let (tx, rx) = mpsc::channel();
+        f(Box::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        rx.recv().unwrap().unwrap()
+    }
+
+    fn submitted(cluster: u64) -> Event {
+        Event::ClusterSubmitted {
+            cluster: ClusterId(cluster),
+            count: 2,
+            spec: Box::new(JobSpec {
+                executable: "00".into(),
+                cmd: "true".into(),
+                arguments: vec![],
+                environment: Default::default(),
+                output: None,
+                error: None,
+                log: None,
+                request: Resources::new(1, 1, 1),
+                priority: 0,
+                attributes: Default::default(),
+                owner: "o".into(),
+                iwd: "/".into(),
+            }),
+            at: cluster,
+        }
+    }
+
+    fn cluster_ids(t: &Table) -> Vec<u64> {
+        t.clusters().map(|(id, _)| id.0).collect()
+    }
+
+    #[test]
+    fn a_snapshot_past_the_last_event_is_never_used() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut w = Writer::start(store.clone(), 1, 4);
+            let events = vec![submitted(1), submitted(2), submitted(3)];
+            let mut t = Table::new();
+            events.iter().for_each(|e| t.apply(e));
+            assert_eq!(durably(|d| w.append(events, vec![], d)), 3);
+            assert_eq!(durably(|d| w.snapshot(snapshot::encode(&t), d)), 3);
+            w.shutdown();
+            // What a crash that kept the snapshot but not the events under
+            // it would leave.
+            store.events.remove(3u64.to_be_bytes()).unwrap();
+            store.events.remove(2u64.to_be_bytes()).unwrap();
+            store.db.flush().unwrap();
+            // A reader (`journal verify`) does not use it either.
+            let (t, snap, replayed) = rebuild(&store, true).unwrap();
+            assert_eq!((cluster_ids(&t), snap, replayed), (vec![1], None, 1));
+        }
+        let r = open(dir.path()).unwrap();
+        assert_eq!((r.next_seq, r.snapshot_seq, r.replayed), (2, None, 1));
+        assert_eq!(cluster_ids(&r.table), [1]);
+        // The master carries on: its new events take numbers 2 and 3, and
+        // the next start must see them.
+        let mut w = Writer::start(r.store.clone(), r.next_seq, 4);
+        assert_eq!(
+            durably(|d| w.append(vec![submitted(7), submitted(8)], vec![], d)),
+            3
+        );
+        w.shutdown();
+        drop(r);
+        let r = open(dir.path()).unwrap();
+        assert_eq!((r.next_seq, r.snapshot_seq, r.replayed), (4, None, 3));
+        assert_eq!(cluster_ids(&r.table), [1, 7, 8]);
+        let (full, _, _) = rebuild(&r.store, false).unwrap();
+        assert_eq!(r.table, full);
+    }
+
+    #[test]
+    fn a_snapshot_and_its_tail_give_the_full_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = open(dir.path()).unwrap();
+        let mut w = Writer::start(r.store.clone(), r.next_seq, 4);
+        let mut t = r.table.clone();
+        // Sent without waiting, so the writer may take them as one group:
+        // the snapshot still covers exactly the events sent before it.
+        let (tx, rx) = mpsc::channel();
+        for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+            let appended = tx.clone();
+            w.append(
+                vec![started(name)],
+                vec![],
+                Box::new(move |r| appended.send((i, r)).unwrap()),
+            );
+            t.apply(&started(name));
+            if i == 1 {
+                let snapped = tx.clone();
+                w.snapshot(
+                    snapshot::encode(&t),
+                    Box::new(move |r| snapped.send((99, r)).unwrap()),
+                );
+            }
+        }
+        drop(tx);
+        let mut got: Vec<(usize, u64)> = rx.iter().map(|(i, r)| (i, r.unwrap())).collect();
+        got.sort();
+        assert_eq!(got, [(0, 1), (1, 2), (2, 3), (3, 4), (99, 2)]);
+        w.shutdown();
+        drop(r);
+        let r = open(dir.path()).unwrap();
+        assert_eq!((r.snapshot_seq, r.replayed, r.next_seq), (Some(2), 2, 5));
+        assert_eq!(r.table, t);
+        assert_eq!(r.table.restarts(), 4);
+    }
 }

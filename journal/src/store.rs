@@ -92,6 +92,39 @@ impl Store {
         Ok(self.snapshots.last()?.map(|(k, v)| (seq_of(&k), v)))
     }
 
+    /// The newest snapshot that covers no more than the events stored: one
+    /// past the last event describes events that never became durable.
+    pub(crate) fn snapshot_within_events(&self) -> Result<Option<(u64, sled::IVec)>, JournalError> {
+        let last = self.last_seq()?;
+        Ok(self
+            .snapshots
+            .range(..=last.to_be_bytes())
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (seq_of(&k), v)))
+    }
+
+    /// Deletes every snapshot past the last stored event (see
+    /// [`Store::snapshot_within_events`]), so that events appended from here
+    /// on can never be hidden behind one; returns how many there were.
+    /// (This relies on the last event never being deleted: a compaction of
+    /// old events must keep it.)
+    pub(crate) fn drop_snapshots_past_events(&self) -> Result<usize, JournalError> {
+        let first_past = self.last_seq()? + 1;
+        let stale: Vec<sled::IVec> = self
+            .snapshots
+            .range(first_past.to_be_bytes()..)
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for k in &stale {
+            self.snapshots.remove(k)?;
+        }
+        if !stale.is_empty() {
+            self.db.flush()?;
+        }
+        Ok(stale.len())
+    }
+
     pub fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, JournalError> {
         Ok(self.blobs.get(hash.as_bytes())?.map(|v| v.to_vec()))
     }

@@ -109,6 +109,21 @@ impl Cluster {
         }
     }
 
+    /// The materialised jobs, in process order.
+    pub fn records(&self) -> impl Iterator<Item = (u32, &Job)> {
+        self.jobs.iter().map(|(p, j)| (*p, j))
+    }
+
+    /// Jobs not yet Completed or Removed (idle, out on holders, or held).
+    pub fn live(&self) -> u64 {
+        u64::from(self.fresh_idle())
+            + self
+                .jobs
+                .values()
+                .filter(|j| !j.state.status().is_final())
+                .count() as u64
+    }
+
     fn has_idle(&self) -> bool {
         !self.requeued.is_empty() || self.fresh_idle() > 0
     }
@@ -497,7 +512,19 @@ impl Table {
     /// Idle jobs to hand to a holder with `free` resources: by priority (high
     /// first), then cluster, then process; a cluster whose request does not
     /// fit is passed over so smaller jobs can backfill. At most `max` jobs.
-    pub fn pick_idle(&self, mut free: Resources, max: usize) -> Vec<JobId> {
+    pub fn pick_idle(&self, free: Resources, max: usize) -> Vec<JobId> {
+        self.pick_idle_within(free, free, max)
+    }
+
+    /// Like [`Table::pick_idle`] for a holder that queues: `free` is what is
+    /// left of its capacity (resources × depth), `whole` its real resources,
+    /// which one job's request must fit.
+    pub fn pick_idle_within(
+        &self,
+        mut free: Resources,
+        whole: Resources,
+        max: usize,
+    ) -> Vec<JobId> {
         let mut out = Vec::new();
         for (_, cid) in &self.idle_index {
             // Every request asks for at least one core (submit enforces it),
@@ -507,6 +534,9 @@ impl Table {
             }
             let c = &self.clusters[cid];
             let req = c.spec.request;
+            if !whole.fits(&req) {
+                continue;
+            }
             for proc in c.idle_procs() {
                 if out.len() >= max || !free.fits(&req) {
                     break;
@@ -544,5 +574,579 @@ impl Table {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const AT: u64 = 1_000;
+
+    fn spec(priority: i32, cores: u32) -> Box<JobSpec> {
+        Box::new(JobSpec {
+            executable: "0".repeat(64),
+            cmd: "pilot.sh".into(),
+            arguments: vec![],
+            environment: BTreeMap::new(),
+            output: None,
+            error: None,
+            log: None,
+            request: Resources::new(cores, 1000 * u64::from(cores), 100),
+            priority,
+            attributes: BTreeMap::new(),
+            owner: "alice".into(),
+            iwd: "/home/alice".into(),
+        })
+    }
+
+    /// Applies `e` and holds the derived indexes and counts to a rebuild.
+    fn apply(t: &mut Table, e: Event) {
+        t.apply(&e);
+        if let Err(why) = t.check_indexes() {
+            panic!("indexes wrong after {e:?}: {why}");
+        }
+        let jobs: u64 = t.clusters().map(|(_, c)| u64::from(c.count)).sum();
+        assert_eq!(t.counts().total(), jobs, "counts lost a job after {e:?}");
+    }
+
+    /// Applies `e` and checks it changed nothing at all.
+    fn apply_ignored(t: &mut Table, e: Event) {
+        let before = t.clone();
+        apply(t, e.clone());
+        assert_eq!(*t, before, "{e:?} should have been ignored");
+        assert_eq!(t.counts(), before.counts(), "{e:?} moved the counts");
+    }
+
+    fn submit(t: &mut Table, cluster: u64, count: u32, priority: i32, cores: u32) {
+        apply(
+            t,
+            Event::ClusterSubmitted {
+                cluster: ClusterId(cluster),
+                count,
+                spec: spec(priority, cores),
+                at: AT,
+            },
+        );
+    }
+
+    fn dispatch(t: &mut Table, job: JobId, attempt: u32, holder: &str) {
+        apply(
+            t,
+            Event::JobDispatched {
+                job,
+                attempt,
+                holder: holder.into(),
+                at: AT + 1,
+            },
+        );
+    }
+
+    fn start(t: &mut Table, job: JobId, attempt: u32) {
+        apply(
+            t,
+            Event::JobStarted {
+                job,
+                attempt,
+                at: AT + 2,
+            },
+        );
+    }
+
+    fn complete(t: &mut Table, job: JobId, attempt: u32, code: i32) {
+        apply(
+            t,
+            Event::JobCompleted {
+                job,
+                attempt,
+                outcome: Outcome::Exited { code },
+                at: AT + 3,
+            },
+        );
+    }
+
+    fn requeue(t: &mut Table, job: JobId, attempt: u32) {
+        apply(
+            t,
+            Event::JobRequeued {
+                job,
+                attempt,
+                reason: "holder lost".into(),
+                at: AT + 4,
+            },
+        );
+    }
+
+    fn hold(t: &mut Table, job: JobId) {
+        apply(
+            t,
+            Event::JobHeld {
+                job,
+                reason: "attempts spent".into(),
+                at: AT + 5,
+            },
+        );
+    }
+
+    fn plenty() -> Resources {
+        Resources::new(1_000, 1_000_000_000, 1_000_000_000)
+    }
+
+    fn procs(ids: &[JobId]) -> Vec<u32> {
+        ids.iter().map(|j| j.proc).collect()
+    }
+
+    fn counts(idle: u64, running: u64, removed: u64, completed: u64, held: u64) -> Counts {
+        Counts {
+            idle,
+            running,
+            removed,
+            completed,
+            held,
+        }
+    }
+
+    #[test]
+    fn a_million_jobs_cost_one_record_until_they_run() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 1_000_000, 0, 1);
+        assert_eq!(t.counts(), counts(1_000_000, 0, 0, 0, 0));
+        let c = t.cluster(ClusterId(1)).unwrap();
+        assert!(c.jobs.is_empty());
+        assert_eq!(c.fresh_idle(), 1_000_000);
+        assert_eq!(procs(&t.pick_idle(plenty(), 5)), [0, 1, 2, 3, 4]);
+        // An untouched process reads as Idle with no attempts.
+        let j = t.job(JobId::new(1, 999_999)).unwrap();
+        assert_eq!(j.job.state, JobState::Idle);
+        assert_eq!(j.job.attempts, 0);
+        assert_eq!(j.entered_at, AT);
+        assert!(t.job(JobId::new(1, 1_000_000)).is_none());
+
+        for p in t.pick_idle(plenty(), 3) {
+            dispatch(&mut t, p, 1, "w1");
+        }
+        start(&mut t, JobId::new(1, 1), 1);
+        let c = t.cluster(ClusterId(1)).unwrap();
+        assert_eq!(c.jobs.len(), 3);
+        assert_eq!((c.next_fresh, c.ahead), (3, 0));
+        assert_eq!(t.counts(), counts(999_999, 1, 0, 0, 0));
+        assert_eq!(procs(&t.pick_idle(plenty(), 4)), [3, 4, 5, 6]);
+
+        // Holding a process far ahead gives it a record without touching the
+        // ones before it, and dispatch passes over it.
+        hold(&mut t, JobId::new(1, 5));
+        let c = t.cluster(ClusterId(1)).unwrap();
+        assert_eq!(c.jobs.len(), 4);
+        assert_eq!((c.next_fresh, c.ahead), (3, 1));
+        assert_eq!(c.fresh_idle(), 999_996);
+        assert_eq!(t.counts(), counts(999_998, 1, 0, 0, 1));
+        assert_eq!(procs(&t.pick_idle(plenty(), 4)), [3, 4, 6, 7]);
+
+        // Filling the gap moves `next_fresh` past the held record.
+        dispatch(&mut t, JobId::new(1, 3), 1, "w2");
+        dispatch(&mut t, JobId::new(1, 4), 1, "w2");
+        let c = t.cluster(ClusterId(1)).unwrap();
+        assert_eq!((c.next_fresh, c.ahead), (6, 0));
+        assert_eq!(c.jobs.len(), 6);
+        assert_eq!(procs(&t.pick_idle(plenty(), 2)), [6, 7]);
+        assert_eq!(t.jobs_on("w2").count(), 2);
+        assert_eq!(t.used_on("w1").cores, 3);
+    }
+
+    #[test]
+    fn dispatch_order_is_priority_then_cluster_then_process() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 2, 0, 1);
+        submit(&mut t, 2, 2, 5, 1);
+        submit(&mut t, 3, 2, 5, 1);
+        submit(&mut t, 4, 2, -1, 1);
+        submit(&mut t, 5, 1, 7, 1);
+        let got: Vec<(u64, u32)> = t
+            .pick_idle(plenty(), 100)
+            .iter()
+            .map(|j| (j.cluster.0, j.proc))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (5, 0),
+                (2, 0),
+                (2, 1),
+                (3, 0),
+                (3, 1),
+                (1, 0),
+                (1, 1),
+                (4, 0),
+                (4, 1)
+            ]
+        );
+        assert_eq!(
+            t.pick_idle(plenty(), 2),
+            [JobId::new(5, 0), JobId::new(2, 0)]
+        );
+        assert!(t.pick_idle(plenty(), 0).is_empty());
+        assert!(t.pick_idle(Resources::default(), 10).is_empty());
+
+        // A cluster with nothing idle leaves the order.
+        dispatch(&mut t, JobId::new(5, 0), 1, "w");
+        assert_eq!(t.pick_idle(plenty(), 1), [JobId::new(2, 0)]);
+    }
+
+    #[test]
+    fn a_four_core_holder_takes_four_one_core_jobs() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 10, 0, 1);
+        let free = Resources::new(4, 8000, 10_000);
+        let picked = t.pick_idle(free, 100);
+        assert_eq!(procs(&picked), [0, 1, 2, 3]);
+        for j in &picked {
+            dispatch(&mut t, *j, 1, "w4");
+        }
+        assert_eq!(t.used_on("w4"), Resources::new(4, 4000, 400));
+        let left = free.minus(&t.used_on("w4"));
+        assert!(t.pick_idle(left, 100).is_empty());
+        // Memory bounds too: 3500 MB takes three 1000 MB jobs.
+        assert_eq!(
+            procs(&t.pick_idle(Resources::new(8, 3500, 10_000), 100)),
+            [4, 5, 6]
+        );
+    }
+
+    #[test]
+    fn a_cluster_that_does_not_fit_is_passed_over_for_smaller_jobs() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 2, 10, 4);
+        submit(&mut t, 2, 5, 0, 1);
+        let free = |cores| Resources::new(cores, 1_000_000, 1_000_000);
+        assert_eq!(
+            t.pick_idle(free(3), 100),
+            [JobId::new(2, 0), JobId::new(2, 1), JobId::new(2, 2)]
+        );
+        // Five cores: one big job first (priority), then backfill with the rest.
+        assert_eq!(
+            t.pick_idle(free(5), 100),
+            [JobId::new(1, 0), JobId::new(2, 0)]
+        );
+        assert_eq!(
+            t.pick_idle(free(9), 100),
+            [JobId::new(1, 0), JobId::new(1, 1), JobId::new(2, 0)]
+        );
+    }
+
+    #[test]
+    fn requeued_jobs_come_before_fresh_ones() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 6, 0, 1);
+        // A master may dispatch out of order (a reclaimed holding, a tool):
+        // process 4 goes out first and comes back before 0..3 ever ran.
+        dispatch(&mut t, JobId::new(1, 4), 1, "a");
+        dispatch(&mut t, JobId::new(1, 1), 1, "a");
+        requeue(&mut t, JobId::new(1, 4), 1);
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [4, 0, 2, 3, 5]);
+        requeue(&mut t, JobId::new(1, 1), 1);
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [1, 4, 0, 2, 3, 5]);
+        let j = t.job(JobId::new(1, 1)).unwrap().job;
+        assert_eq!((j.state.clone(), j.attempts), (JobState::Idle, 1));
+        assert_eq!(t.holders().count(), 0);
+        assert_eq!(t.counts(), counts(6, 0, 0, 0, 0));
+
+        // Its next dispatch is its second attempt, and it leaves the requeued set.
+        dispatch(&mut t, JobId::new(1, 1), 2, "b");
+        assert_eq!(t.current_attempt(JobId::new(1, 1)), Some(2));
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [4, 0, 2, 3, 5]);
+
+        // Requeued from another cluster does not jump over priority or cluster order.
+        submit(&mut t, 2, 1, 0, 1);
+        dispatch(&mut t, JobId::new(2, 0), 1, "a");
+        requeue(&mut t, JobId::new(2, 0), 1);
+        let got = t.pick_idle(plenty(), 100);
+        assert_eq!(got.last(), Some(&JobId::new(2, 0)));
+        assert_eq!(got.len(), 6);
+    }
+
+    #[test]
+    fn stale_and_misplaced_events_change_nothing() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 3, 0, 1);
+        let j = JobId::new(1, 0);
+        dispatch(&mut t, j, 1, "old");
+        requeue(&mut t, j, 1);
+        dispatch(&mut t, j, 2, "new");
+
+        // Reports for attempt 1 after attempt 2 went out.
+        apply_ignored(
+            &mut t,
+            Event::JobStarted {
+                job: j,
+                attempt: 1,
+                at: 9,
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobCompleted {
+                job: j,
+                attempt: 1,
+                outcome: Outcome::Exited { code: 1 },
+                at: 9,
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobRequeued {
+                job: j,
+                attempt: 1,
+                reason: "late".into(),
+                at: 9,
+            },
+        );
+        // Attempt from the future, and reports for idle or unknown jobs.
+        for job in [
+            j,
+            JobId::new(1, 1),
+            JobId::new(1, 3),
+            JobId::new(9, 0),
+            JobId::new(1, u32::MAX),
+        ] {
+            let attempt = if job == j { 3 } else { 1 };
+            apply_ignored(
+                &mut t,
+                Event::JobStarted {
+                    job,
+                    attempt,
+                    at: 9,
+                },
+            );
+            apply_ignored(
+                &mut t,
+                Event::JobCompleted {
+                    job,
+                    attempt,
+                    outcome: Outcome::Signalled { signal: 9 },
+                    at: 9,
+                },
+            );
+            apply_ignored(
+                &mut t,
+                Event::JobRequeued {
+                    job,
+                    attempt,
+                    reason: "?".into(),
+                    at: 9,
+                },
+            );
+        }
+        // Dispatching a job that is not idle, or does not exist.
+        for job in [j, JobId::new(1, 3), JobId::new(2, 0)] {
+            apply_ignored(
+                &mut t,
+                Event::JobDispatched {
+                    job,
+                    attempt: 7,
+                    holder: "x".into(),
+                    at: 9,
+                },
+            );
+        }
+        for job in [JobId::new(1, 3), JobId::new(2, 0)] {
+            apply_ignored(
+                &mut t,
+                Event::JobHeld {
+                    job,
+                    reason: "?".into(),
+                    at: 9,
+                },
+            );
+            apply_ignored(&mut t, Event::JobRemoved { job, at: 9 });
+        }
+        apply_ignored(
+            &mut t,
+            Event::ClusterRemoved {
+                cluster: ClusterId(2),
+                at: 9,
+            },
+        );
+        // A second submission of the same cluster id.
+        apply_ignored(
+            &mut t,
+            Event::ClusterSubmitted {
+                cluster: ClusterId(1),
+                count: 50,
+                spec: spec(3, 2),
+                at: 9,
+            },
+        );
+
+        // The current attempt still counts; a duplicate report after it does not.
+        start(&mut t, j, 2);
+        complete(&mut t, j, 2, 0);
+        apply_ignored(
+            &mut t,
+            Event::JobCompleted {
+                job: j,
+                attempt: 2,
+                outcome: Outcome::Exited { code: 3 },
+                at: 10,
+            },
+        );
+        // Final jobs stay final; a held job is not held again.
+        apply_ignored(&mut t, Event::JobRemoved { job: j, at: 10 });
+        apply_ignored(
+            &mut t,
+            Event::JobHeld {
+                job: j,
+                reason: "no".into(),
+                at: 10,
+            },
+        );
+        hold(&mut t, JobId::new(1, 1));
+        apply_ignored(
+            &mut t,
+            Event::JobHeld {
+                job: JobId::new(1, 1),
+                reason: "again".into(),
+                at: 10,
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobDispatched {
+                job: JobId::new(1, 1),
+                attempt: 1,
+                holder: "x".into(),
+                at: 10,
+            },
+        );
+        assert_eq!(t.counts(), counts(1, 0, 0, 1, 1));
+        let done = t.job(j).unwrap().job;
+        assert_eq!(done.attempts, 2);
+        assert_eq!(
+            done.state,
+            JobState::Completed {
+                outcome: Outcome::Exited { code: 0 }
+            }
+        );
+    }
+
+    #[test]
+    fn removing_a_cluster_removes_every_job_not_final() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 10, 0, 1);
+        submit(&mut t, 2, 4, 0, 1);
+        let job = |p| JobId::new(1, p);
+        dispatch(&mut t, job(0), 1, "w"); // assigned
+        dispatch(&mut t, job(1), 1, "w");
+        start(&mut t, job(1), 1); // running
+        dispatch(&mut t, job(2), 1, "w");
+        complete(&mut t, job(2), 1, 42); // completed: stays
+        hold(&mut t, job(3)); // held
+        dispatch(&mut t, job(4), 1, "v");
+        requeue(&mut t, job(4), 1); // idle again, materialised
+        apply(&mut t, Event::JobRemoved { job: job(5), at: 7 }); // removed before
+        hold(&mut t, job(8)); // a record ahead of next_fresh
+        dispatch(&mut t, JobId::new(2, 0), 1, "w");
+        assert_eq!(t.counts(), counts(9, 1, 1, 1, 2));
+
+        apply(
+            &mut t,
+            Event::ClusterRemoved {
+                cluster: ClusterId(1),
+                at: 5_000,
+            },
+        );
+        assert_eq!(t.counts(), counts(4, 0, 9, 1, 0));
+        for p in 0..10 {
+            let j = t.job(job(p)).unwrap();
+            let want = if p == 2 {
+                JobStatus::Completed
+            } else {
+                JobStatus::Removed
+            };
+            assert_eq!(j.job.state.status(), want, "process {p}");
+            let entered = match p {
+                2 => AT + 3,
+                5 => 7,
+                _ => 5_000,
+            };
+            assert_eq!(j.entered_at, entered, "process {p}");
+        }
+        // Only cluster 2 is left to dispatch, and only its job is out.
+        assert_eq!(
+            t.pick_idle(plenty(), 100),
+            [JobId::new(2, 1), JobId::new(2, 2), JobId::new(2, 3)]
+        );
+        assert_eq!(t.jobs_on("w").collect::<Vec<_>>(), [JobId::new(2, 0)]);
+        assert_eq!(t.jobs_on("v").count(), 0);
+        assert_eq!(t.current_attempt(job(1)), None);
+        let c = t.cluster(ClusterId(1)).unwrap();
+        assert_eq!(c.fresh_idle(), 0);
+
+        // Nothing brings a removed cluster back.
+        apply_ignored(
+            &mut t,
+            Event::ClusterRemoved {
+                cluster: ClusterId(1),
+                at: 6_000,
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobDispatched {
+                job: job(9),
+                attempt: 1,
+                holder: "w".into(),
+                at: 6_000,
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobCompleted {
+                job: job(1),
+                attempt: 1,
+                outcome: Outcome::Exited { code: 0 },
+                at: 6_000,
+            },
+        );
+    }
+
+    #[test]
+    fn removing_a_huge_cluster_is_one_step() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 1_000_000, 0, 1);
+        for p in t.pick_idle(plenty(), 2) {
+            dispatch(&mut t, p, 1, "w");
+        }
+        complete(&mut t, JobId::new(1, 0), 1, 0);
+        apply(
+            &mut t,
+            Event::ClusterRemoved {
+                cluster: ClusterId(1),
+                at: 9,
+            },
+        );
+        assert_eq!(t.counts(), counts(0, 0, 999_999, 1, 0));
+        assert_eq!(t.cluster(ClusterId(1)).unwrap().jobs.len(), 2);
+        assert_eq!(
+            t.job(JobId::new(1, 777_777)).unwrap().job.state,
+            JobState::Removed
+        );
+        assert!(t.pick_idle(plenty(), 10).is_empty());
+    }
+
+    #[test]
+    fn restarts_and_last_cluster_are_kept() {
+        let mut t = Table::new();
+        apply(
+            &mut t,
+            Event::MasterStarted {
+                name: "m".into(),
+                at: 1,
+            },
+        );
+        submit(&mut t, 7, 1, 0, 1);
+        submit(&mut t, 3, 1, 0, 1);
+        assert_eq!(t.restarts(), 1);
+        assert_eq!(t.last_cluster(), ClusterId(7));
     }
 }

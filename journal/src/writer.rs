@@ -149,6 +149,9 @@ fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
                         }
                     }
                     Op::Snapshot { bytes, .. } => {
+                        // The events it covers go to sled's log before the
+                        // snapshot does, so no crash keeps it without them.
+                        store.events.apply_batch(std::mem::take(&mut batch))?;
                         store
                             .snapshots
                             .insert((next_seq - 1).to_be_bytes(), bytes.as_slice())?;
