@@ -60,6 +60,10 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// Captured stdout/stderr beyond this many bytes is cut, with a marker.
     pub output_cap: usize,
+    /// Jobs held at once, as a multiple of `resources`: with 2, a worker
+    /// queues one more job per slot and starts it the moment the slot frees,
+    /// instead of waiting a round trip to the master.
+    pub depth: u32,
 }
 
 impl WorkerConfig {
@@ -77,6 +81,7 @@ impl WorkerConfig {
             max_frame: DEFAULT_MAX_FRAME,
             heartbeat: Duration::from_secs(5),
             output_cap: 64 * 1024 * 1024,
+            depth: 2,
         }
     }
 }

@@ -104,6 +104,10 @@ pub struct WorkerArgs {
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 5.0)]
     pub heartbeat: f64,
+    /// Jobs held at once as a multiple of the resources: the extra ones wait
+    /// in the worker's queue and start the moment a slot frees.
+    #[arg(long, default_value_t = 2)]
+    pub depth: u32,
     /// Cap on captured stdout and stderr, each, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub output_cap: usize,

@@ -27,6 +27,10 @@ pub enum ToMaster {
     Register {
         resources: Resources,
         holdings: Vec<Holding>,
+        /// The holder takes up to `depth × resources` of jobs and queues what
+        /// it cannot run yet, so it never idles waiting for a round trip.
+        #[serde(default = "one")]
+        depth: u32,
     },
     Heartbeat,
     Started(Vec<Started>),
@@ -49,6 +53,10 @@ pub enum ToMaster {
         selectors: Vec<Selector>,
     },
     Status,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Master → peer.

@@ -51,6 +51,10 @@ pub struct Holding {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldingState {
-    Running { started_at: u64 },
+    /// Assigned and waiting in the holder's queue for free resources.
+    Queued,
+    Running {
+        started_at: u64,
+    },
     Finished(JobResult),
 }

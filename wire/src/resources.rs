@@ -39,6 +39,15 @@ impl Resources {
         }
     }
 
+    /// `self` scaled by `n` (a holder's capacity at queue depth `n`).
+    pub fn times(&self, n: u32) -> Resources {
+        Resources {
+            cores: self.cores.saturating_mul(n),
+            memory_mb: self.memory_mb.saturating_mul(u64::from(n)),
+            disk_mb: self.disk_mb.saturating_mul(u64::from(n)),
+        }
+    }
+
     pub fn plus(&self, other: &Resources) -> Resources {
         Resources {
             cores: self.cores.saturating_add(other.cores),

@@ -4,6 +4,7 @@
 //! its free resources, in the table's order (priority, cluster, process).
 
 use super::Master;
+use crate::outbox::Outbox;
 use actix::prelude::*;
 use pilotq_journal::{now_ms, Event};
 use pilotq_wire::message::Assignment;
@@ -25,26 +26,38 @@ impl Master {
         if self.table.counts().idle == 0 {
             return;
         }
-        let names: Vec<String> = self
-            .holders
-            .iter()
-            .filter(|(_, h)| {
-                h.outbox.as_ref().is_some_and(|o| !o.is_closed()) && h.resources.cores > 0
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
+        let names: Vec<String> = self.holders.keys().cloned().collect();
+        let (events, deliveries) = self.plan_dispatch(names);
+        if events.is_empty() {
+            return;
+        }
+        // Already applied by the plan; hand them to the journal only.
+        self.commit_applied(events, move || deliver(deliveries));
+    }
+
+    /// Picks idle jobs for the named holders (those connected and with room),
+    /// applies the dispatch events to the table, and returns them with the
+    /// frames to deliver once they are durable.
+    pub(crate) fn plan_dispatch(&mut self, names: Vec<String>) -> (Vec<Event>, Deliveries) {
         let now = now_ms();
         let mut events = Vec::new();
         let mut deliveries = Vec::new();
+        if self.table.counts().idle == 0 {
+            return (events, deliveries);
+        }
         for name in names {
-            let h = &self.holders[&name];
-            let free = h.resources.minus(&self.table.used_on(&name));
-            let picks = self.table.pick_idle(free, MAX_PER_PASS);
+            let Some(h) = self.holders.get(&name) else {
+                continue;
+            };
+            let Some(ob) = h.outbox.clone().filter(|o| !o.is_closed()) else {
+                continue;
+            };
+            let free = h.capacity.minus(&self.table.used_on(&name));
+            let picks = self.table.pick_idle_within(free, h.resources, MAX_PER_PASS);
             if picks.is_empty() {
                 continue;
             }
             let mut assignments = Vec::with_capacity(picks.len());
-            let mut these = Vec::with_capacity(picks.len());
             for job in picks {
                 let attempt = self.table.job(job).map(|r| r.job.attempts + 1).unwrap_or(1);
                 let spec = (*self
@@ -74,9 +87,9 @@ impl Master {
                     holder: name.clone(),
                     at: now,
                 };
-                // Applied now so the next pick in this pass sees it.
+                // Applied now so the next pick sees it.
                 self.table.apply(&e);
-                these.push(e);
+                events.push(e);
                 assignments.push(Assignment {
                     job,
                     attempt,
@@ -84,18 +97,17 @@ impl Master {
                     executable,
                 });
             }
-            events.append(&mut these);
-            let ob = self.holders[&name].outbox.clone().expect("connected");
             deliveries.push((ob, assignments));
         }
-        if events.is_empty() {
-            return;
-        }
-        // Already applied above; hand them to the journal only.
-        self.commit_applied(events, move || {
-            for (ob, a) in deliveries {
-                ob.deliver(FromMaster::Dispatch(a));
-            }
-        });
+        (events, deliveries)
+    }
+}
+
+/// `Dispatch` frames waiting for their events to be durable.
+pub(crate) type Deliveries = Vec<(Outbox<FromMaster>, Vec<Assignment>)>;
+
+pub(crate) fn deliver(deliveries: Deliveries) {
+    for (ob, a) in deliveries {
+        ob.deliver(FromMaster::Dispatch(a));
     }
 }

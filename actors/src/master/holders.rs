@@ -17,6 +17,13 @@ use pilotq_wire::{FromMaster, Holding, HoldingState, JobId, JobResult, Outcome, 
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// What a registering holder offers: its resources, and how many times them
+/// it takes at once (its queue depth).
+pub(crate) struct Offer {
+    pub resources: Resources,
+    pub depth: u32,
+}
+
 impl Master {
     /// After a restart every job out on a holder is *disconnected*: its holder
     /// gets one lease from now to come back and reclaim it.
@@ -29,6 +36,7 @@ impl Master {
                 HolderRt {
                     outbox: None,
                     resources: Resources::default(),
+                    capacity: Resources::default(),
                     last_seen: now,
                     blobs_sent: HashSet::new(),
                 },
@@ -53,9 +61,10 @@ impl Master {
         role: Role,
         name: String,
         outbox: Outbox<FromMaster>,
-        resources: Resources,
+        offer: Offer,
         holdings: Vec<Holding>,
     ) {
+        let Offer { resources, depth } = offer;
         if let Some(old) = self.holders.get(&name).and_then(|h| h.outbox.clone()) {
             if old.conn != outbox.conn {
                 tracing::info!(holder = %name, "holder reconnected; closing its old connection");
@@ -68,6 +77,7 @@ impl Master {
             HolderRt {
                 outbox: Some(outbox.clone()),
                 resources,
+                capacity: resources.times(depth.clamp(1, 64)),
                 last_seen: Instant::now(),
                 blobs_sent: HashSet::new(),
             },
@@ -83,6 +93,11 @@ impl Master {
             reported.insert(h.job);
             let current = self.is_current(&name, h.job, h.attempt);
             match (h.state, current) {
+                (HoldingState::Queued, true) => {}
+                (HoldingState::Queued, false) => kills.push(Attempt {
+                    job: h.job,
+                    attempt: h.attempt,
+                }),
                 (HoldingState::Running { started_at }, true) => {
                     if matches!(self.state_of(h.job), Some(JobState::Assigned { .. })) {
                         events.push(Event::JobStarted {
@@ -206,27 +221,23 @@ impl Master {
                     };
                     let name = name.to_string();
                     let ob = ob.clone();
-                    ctx.spawn(
-                        self.files
-                            .send(write)
-                            .into_actor(self)
-                            .map(move |res, act, ctx| {
-                                if let Ok(Err(e)) = res {
-                                    tracing::warn!(job = %r.job, "job files not written: {e}");
-                                }
-                                act.record_results(ctx, &name, &ob, vec![r], vec![]);
-                            }),
-                    );
+                    ctx.spawn(self.files.send(write).into_actor(self).map(
+                        move |res, act, _ctx| {
+                            if let Ok(Err(e)) = res {
+                                tracing::warn!(job = %r.job, "job files not written: {e}");
+                            }
+                            act.record_results(&name, &ob, vec![r], vec![]);
+                        },
+                    ));
                 }
                 _ => plain.push(r),
             }
         }
-        self.record_results(ctx, name, &ob, plain, acks);
+        self.record_results(name, &ob, plain, acks);
     }
 
     fn record_results(
         &mut self,
-        ctx: &mut Context<Self>,
         name: &str,
         ob: &Outbox<FromMaster>,
         results: Vec<JobResult>,
@@ -260,11 +271,18 @@ impl Master {
         if acks.is_empty() {
             return;
         }
+        // The freed resources are refilled in the same journal append as the
+        // results: one flush per round trip instead of two.
+        for e in &events {
+            self.table.apply(e);
+        }
+        let (mut dispatched, deliveries) = self.plan_dispatch(vec![name.to_string()]);
+        events.append(&mut dispatched);
         let ob = ob.clone();
-        self.commit(events, vec![], move || {
+        self.commit_applied(events, move || {
             ob.deliver(FromMaster::Ack(acks));
+            super::dispatch::deliver(deliveries);
         });
-        self.schedule_dispatch(ctx);
     }
 
     /// Requeues (or, with its attempts spent, holds) every job of holders

@@ -64,6 +64,8 @@ pub struct Shutdown;
 pub(crate) struct HolderRt {
     pub outbox: Option<Outbox<FromMaster>>,
     pub resources: Resources,
+    /// What the holder may be given: its resources times its queue depth.
+    pub capacity: Resources,
     pub last_seen: Instant,
     /// Executables this connection already received.
     pub blobs_sent: HashSet<String>,
@@ -267,8 +269,12 @@ impl Handler<FromSession> for Master {
                 ToMaster::Register {
                     resources,
                     holdings,
+                    depth,
                 },
-            ) => self.on_register(ctx, role, name, outbox, resources, holdings),
+            ) => {
+                let offer = holders::Offer { resources, depth };
+                self.on_register(ctx, role, name, outbox, offer, holdings)
+            }
             (Role::Worker | Role::Foreman, ToMaster::Heartbeat) => {
                 self.touch(&name, conn);
             }

@@ -10,9 +10,11 @@
 //! | `mod.rs` | the actor: connection, reconnect, dispatch, kill, ack, batching of reports |
 //! | `executor.rs` | one job as a process: sandbox, environment, process group, capture |
 //! | `cache.rs` | executables by content hash |
+//! | `sandbox.rs` | job sandboxes, reused |
 
 pub mod cache;
 pub mod executor;
+pub mod sandbox;
 
 use crate::config::WorkerConfig;
 use crate::connect::{connect, PeerFramed};
@@ -22,11 +24,11 @@ use cache::BlobCache;
 use futures::StreamExt;
 use pilotq_wire::message::{Assignment, Attempt, Started};
 use pilotq_wire::{
-    FrameCodec, FrameError, FromMaster, Holding, HoldingState, JobId, JobResult, Outcome, Role,
-    ToMaster,
+    FrameCodec, FrameError, FromMaster, Holding, HoldingState, JobId, JobResult, Outcome,
+    Resources, Role, ToMaster,
 };
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -38,17 +40,23 @@ struct RunningJob {
     attempt: u32,
     pgid: Option<i32>,
     started_at: u64,
+    request: Resources,
 }
 
 pub struct Worker {
     cfg: WorkerConfig,
     cache: BlobCache,
+    sandboxes: sandbox::Sandboxes,
     outbox: Option<Outbox<ToMaster>>,
     /// Generation of the current connection: items of older streams are ignored.
     generation: u64,
     connecting: bool,
     backoff: Duration,
     running: HashMap<JobId, RunningJob>,
+    /// Resources taken by running jobs.
+    used: Resources,
+    /// Assigned jobs waiting for free resources (up to depth × resources).
+    queue: VecDeque<Assignment>,
     /// Results not yet acknowledged.
     results: HashMap<(JobId, u32), JobResult>,
     pending_started: Vec<Started>,
@@ -63,19 +71,23 @@ struct Incoming(u64, Option<Result<FromMaster, FrameError>>);
 
 impl Worker {
     pub fn new(mut cfg: WorkerConfig) -> std::io::Result<Worker> {
-        std::fs::create_dir_all(cfg.workdir.join("jobs"))?;
+        std::fs::create_dir_all(&cfg.workdir)?;
         // Jobs run with their sandbox as working directory: every path we
         // hand them must be absolute.
         cfg.workdir = std::fs::canonicalize(&cfg.workdir)?;
         let cache = BlobCache::open(&cfg.workdir.join("cache"))?;
+        let sandboxes = sandbox::Sandboxes::open(&cfg.workdir.join("sandboxes"))?;
         Ok(Worker {
             cfg,
             cache,
+            sandboxes,
             outbox: None,
             generation: 0,
             connecting: false,
             backoff: BACKOFF_MIN,
             running: HashMap::new(),
+            used: Resources::default(),
+            queue: VecDeque::new(),
             results: HashMap::new(),
             pending_started: Vec::new(),
             pending_finished: Vec::new(),
@@ -148,6 +160,7 @@ impl Worker {
         outbox.deliver(ToMaster::Register {
             resources: self.cfg.resources,
             holdings,
+            depth: self.cfg.depth,
         });
         self.outbox = Some(outbox);
         self.backoff = BACKOFF_MIN;
@@ -161,12 +174,17 @@ impl Worker {
                 started_at: r.started_at,
             },
         });
+        let queued = self.queue.iter().map(|q| Holding {
+            job: q.job,
+            attempt: q.attempt,
+            state: HoldingState::Queued,
+        });
         let done = self.results.values().map(|r| Holding {
             job: r.job,
             attempt: r.attempt,
             state: HoldingState::Finished(r.clone()),
         });
-        running.chain(done).collect()
+        running.chain(queued).chain(done).collect()
     }
 
     fn lost_connection(&mut self, ctx: &mut Context<Self>, why: &str) {
@@ -182,12 +200,7 @@ impl Worker {
 
     fn on_dispatch(&mut self, ctx: &mut Context<Self>, assignments: Vec<Assignment>) {
         for a in assignments {
-            if self
-                .running
-                .get(&a.job)
-                .is_some_and(|r| r.attempt == a.attempt)
-                || self.results.contains_key(&(a.job, a.attempt))
-            {
+            if self.holds(a.job, a.attempt) {
                 continue; // a duplicate of what we already hold
             }
             let hash = &a.spec.executable;
@@ -212,28 +225,71 @@ impl Worker {
                 );
                 continue;
             }
+            self.queue.push_back(a);
+        }
+        self.start_queued(ctx);
+    }
+
+    fn holds(&self, job: JobId, attempt: u32) -> bool {
+        self.running.get(&job).is_some_and(|r| r.attempt == attempt)
+            || self.results.contains_key(&(job, attempt))
+            || self
+                .queue
+                .iter()
+                .any(|q| q.job == job && q.attempt == attempt)
+    }
+
+    /// Starts queued jobs, in the order they came, while they fit in what is
+    /// free. A job too big for what is free waits; the ones behind it wait
+    /// too (no overtaking: the master already chose the order).
+    fn start_queued(&mut self, ctx: &mut Context<Self>) {
+        while let Some(a) = self.queue.front() {
+            let free = self.cfg.resources.minus(&self.used);
+            // A job larger than the whole worker would wait for ever: run it
+            // alone rather than never.
+            let alone = self.running.is_empty();
+            if !free.fits(&a.spec.request) && !alone {
+                break;
+            }
+            let a = self.queue.pop_front().expect("peeked");
+            let sandbox = match self.sandboxes.take() {
+                Ok(s) => s,
+                Err(e) => {
+                    let now = pilotq_journal::now_ms();
+                    let reason = format!("cannot make a sandbox: {e}");
+                    let r = JobResult {
+                        job: a.job,
+                        attempt: a.attempt,
+                        outcome: Outcome::FailedToStart { reason },
+                        started_at: now,
+                        ended_at: now,
+                        stdout: vec![],
+                        stderr: vec![],
+                    };
+                    self.finish(ctx, r);
+                    continue;
+                }
+            };
             let launch = executor::Launch {
                 job: a.job,
                 attempt: a.attempt,
-                executable: self.cache.path(hash),
+                executable: self.cache.path(&a.spec.executable),
                 cmd: a.spec.cmd.clone(),
                 arguments: a.spec.arguments.clone(),
                 environment: a.spec.environment.clone(),
-                dir: self
-                    .cfg
-                    .workdir
-                    .join("jobs")
-                    .join(format!("{}.{}", a.job, a.attempt)),
+                sandbox: sandbox.clone(),
                 output_cap: self.cfg.output_cap,
             };
             let (pgid, done) = executor::start(launch);
             let started_at = pilotq_journal::now_ms();
+            self.used = self.used.plus(&a.spec.request);
             self.running.insert(
                 a.job,
                 RunningJob {
                     attempt: a.attempt,
                     pgid,
                     started_at,
+                    request: a.spec.request,
                 },
             );
             if pgid.is_some() {
@@ -244,10 +300,22 @@ impl Worker {
                 });
                 self.schedule_flush(ctx);
             }
-            ctx.spawn(
-                done.into_actor(self)
-                    .map(|result, act, ctx| act.finish(ctx, result)),
-            );
+            let cleaned = async move {
+                let result = done.await;
+                let reusable = tokio::task::spawn_blocking({
+                    let s = sandbox.clone();
+                    move || sandbox::empty(&s)
+                })
+                .await
+                .unwrap_or(false);
+                (result, reusable.then_some(sandbox))
+            };
+            ctx.spawn(cleaned.into_actor(self).map(|(result, sandbox), act, ctx| {
+                if let Some(s) = sandbox {
+                    act.sandboxes.give_back(s);
+                }
+                act.finish(ctx, result)
+            }));
         }
     }
 
@@ -255,7 +323,9 @@ impl Worker {
         // Killed (removed or stale) attempts are dropped, not reported.
         match self.running.get(&result.job) {
             Some(r) if r.attempt == result.attempt => {
+                self.used = self.used.minus(&r.request);
                 self.running.remove(&result.job);
+                self.start_queued(ctx);
             }
             Some(_) => return,
             None if matches!(result.outcome, Outcome::FailedToStart { .. }) => {}
@@ -275,10 +345,13 @@ impl Worker {
                         executor::kill_group(pg);
                     }
                     tracing::info!(job = %k.job, attempt = k.attempt, "killed on the master's order");
+                    self.used = self.used.minus(&r.request);
                     self.running.remove(&k.job);
                 }
             }
             self.results.remove(&(k.job, k.attempt));
+            self.queue
+                .retain(|q| !(q.job == k.job && q.attempt == k.attempt));
         }
     }
 
@@ -287,7 +360,7 @@ impl Worker {
     fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
         if !self.flush_scheduled {
             self.flush_scheduled = true;
-            ctx.run_later(Duration::from_millis(1), |act, _| act.flush_reports());
+            ctx.run_later(Duration::ZERO, |act, _| act.flush_reports());
         }
     }
 
@@ -375,6 +448,7 @@ impl Handler<KillAll> for Worker {
 
     fn handle(&mut self, _m: KillAll, _ctx: &mut Context<Self>) -> usize {
         let n = self.running.len();
+        self.queue.clear();
         for r in self.running.values() {
             if let Some(pg) = r.pgid {
                 executor::kill_group(pg);
