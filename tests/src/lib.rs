@@ -1,1 +1,1014 @@
-//! placeholder
+//! # pilotq-tests — end-to-end tests on real processes
+//!
+//! Every test starts the built `pilotq` binary as real processes on loopback
+//! (a master, workers, short-lived clients), kills them with real signals, and
+//! checks what a user would check: `q --json`, output files, exit codes,
+//! `journal dump`. Nothing here links the actors; only `pilotq-wire` is used,
+//! to speak raw frames at the master in the bad-input tests.
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`bin`] | the `pilotq` binary (`$PILOTQ_BIN`, else `$CARGO_TARGET_DIR/debug/pilotq`, else `<workspace>/target/debug/pilotq`) |
+//! | [`Proc`] | one child process: stdout and stderr in files under the tempdir, SIGKILL on drop |
+//! | [`Master`], [`Worker`] | `pilotq master` / `pilotq worker` guards |
+//! | [`MasterOpts`] | lease, heartbeat, handshake timeout, max frame, password, fixed port |
+//! | [`Cluster`] | one test's world: a tempdir, a master, workers, client helpers (`run`, `submit`, `q_json`, `wait_until`, `journal_events`) and diagnostics for panic messages |
+//! | [`Job`] | one object of `q --json`, typed |
+//! | [`RawConn`] | a raw TCP connection speaking length-prefixed msgpack frames |
+//! | [`event_kind`], [`event_job`] | reading `journal dump --json` lines |
+//! | [`free_port`], [`alive`], [`wait_for`], [`compact`], [`run_with_timeout`] | small utilities |
+//!
+//! Tests live in `tests/tests/*.rs`, one file per area. Build the binaries
+//! first: `cargo build --bins && cargo test -p pilotq-tests`. A failing test
+//! prints the tail of every process's log; with `PILOTQ_TEST_KEEP=1` its
+//! tempdir (journal, logs, outputs) is kept too.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use serde_json;
+
+/// The workspace root: this crate's parent folder.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `pilotq` binary under test.
+pub fn bin() -> PathBuf {
+    let p = match std::env::var_os("PILOTQ_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(t) => workspace_root().join(t).join("debug/pilotq"),
+            None => workspace_root().join("target/debug/pilotq"),
+        },
+    };
+    if !p.is_file() {
+        panic!(
+            "the pilotq binary {} does not exist: run `cargo build --bins` first (or set PILOTQ_BIN)",
+            p.display()
+        );
+    }
+    p
+}
+
+/// A port that was free a moment ago (for masters that must restart on the
+/// same address).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// Whether `pid` is a live process (a zombie counts as dead).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(s) => {
+            // The state follows the parenthesised command name.
+            let state = s.rsplit_once(')').map(|(_, r)| r.trim_start());
+            !matches!(state.and_then(|r| r.chars().next()), Some('Z') | Some('X'))
+        }
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout`
+/// with `what` and the output of `diag`.
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+    diag: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", diag());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The last `n` lines of a file, for panic messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on the pid of a child we started and have not reaped.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// One child process: stdout and stderr go to `<logs>/<label>.stdout` and
+/// `.stderr`; it is killed with SIGKILL when dropped.
+pub struct Proc {
+    pub label: String,
+    pub child: Child,
+    pub stderr_path: PathBuf,
+    pub stdout_path: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        if self.exited.is_none() {
+            send_signal(self.child.id(), sig);
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill_9(&mut self) -> ExitStatus {
+        if let Some(s) = self.exited {
+            return s;
+        }
+        self.signal(libc::SIGKILL);
+        let s = self.child.wait().expect("waiting for a killed child");
+        self.exited = Some(s);
+        s
+    }
+
+    /// The exit status if it exited within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if let Some(s) = self.exited {
+            return Some(s);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                self.exited = Some(s);
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.wait_exit(Duration::ZERO).is_none()
+    }
+
+    /// The last lines of its stderr.
+    pub fn stderr_tail(&self, n: usize) -> String {
+        format!(
+            "--- {} (pid {}) stderr, last {n} lines ---\n{}",
+            self.label,
+            self.child.id(),
+            tail(&self.stderr_path, n)
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            self.kill_9();
+        }
+    }
+}
+
+/// How a test's master is started.
+#[derive(Debug, Clone)]
+pub struct MasterOpts {
+    pub lease: f64,
+    pub heartbeat: f64,
+    pub handshake_timeout: Option<f64>,
+    pub max_frame: Option<usize>,
+    pub password_file: Option<PathBuf>,
+    /// Pick an explicit free port up front (for masters that restart on the
+    /// same address); otherwise listen on port 0.
+    pub fixed_port: bool,
+    pub extra: Vec<String>,
+}
+
+impl Default for MasterOpts {
+    fn default() -> Self {
+        MasterOpts {
+            lease: 4.0,
+            heartbeat: 1.0,
+            handshake_timeout: None,
+            max_frame: None,
+            password_file: None,
+            fixed_port: false,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// A running `pilotq master`.
+pub struct Master {
+    pub proc: Proc,
+    pub addr: String,
+    pub port: u16,
+}
+
+impl Master {
+    pub fn kill_9(&mut self) -> ExitStatus {
+        self.proc.kill_9()
+    }
+
+    /// SIGTERM: a clean shutdown.
+    pub fn terminate(&mut self) {
+        self.proc.signal(libc::SIGTERM);
+    }
+}
+
+/// A running `pilotq worker`.
+pub struct Worker {
+    pub proc: Proc,
+    pub name: String,
+    pub cores: u32,
+}
+
+/// What a client command printed.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn ok(&self) -> bool {
+        self.status.success()
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit: {}\nstdout:\n{}\nstderr:\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// One job of `q --json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub cluster: u64,
+    pub proc: u64,
+    pub status: u64,
+    pub attempts: u64,
+    pub exit_code: Option<i64>,
+    pub holder: Option<String>,
+    pub raw: Value,
+}
+
+impl Job {
+    pub fn from_json(v: &Value) -> Job {
+        let field = |k: &str| {
+            v.get(k)
+                .unwrap_or_else(|| panic!("q --json object without {k:?}: {v}"))
+        };
+        Job {
+            id: field("id").as_str().expect("id is a string").to_string(),
+            cluster: field("cluster").as_u64().expect("cluster is a number"),
+            proc: field("proc").as_u64().expect("proc is a number"),
+            status: field("status").as_u64().expect("status is a number"),
+            attempts: field("attempts").as_u64().expect("attempts is a number"),
+            exit_code: field("exit_code").as_i64(),
+            holder: field("holder").as_str().map(str::to_string),
+            raw: v.clone(),
+        }
+    }
+}
+
+/// HTCondor job states as `q --json` shows them.
+pub const IDLE: u64 = 1;
+pub const RUNNING: u64 = 2;
+pub const REMOVED: u64 = 3;
+pub const COMPLETED: u64 = 4;
+pub const HELD: u64 = 5;
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// One test's world: a temporary directory holding the journal, the workers'
+/// scratch space, the logs and the jobs' output; a master; workers.
+pub struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    pub root: PathBuf,
+    pub journal: PathBuf,
+    pub opts: MasterOpts,
+    pub master: Option<Master>,
+    pub workers: Vec<Worker>,
+    /// Other processes started by the test (e.g. `pilotq up`).
+    pub others: Vec<Proc>,
+    /// The password file clients use (`PILOTQ_PASSWORD_FILE`).
+    pub client_password: Option<PathBuf>,
+    port: Option<u16>,
+    starts: u32,
+}
+
+impl Cluster {
+    /// A fresh tempdir, nothing running yet.
+    pub fn new() -> Cluster {
+        let _ = bin();
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pilotq-e2e-{}-{n}-", std::process::id()))
+            .tempdir()
+            .expect("creating a tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonicalize tempdir");
+        std::fs::create_dir_all(root.join("logs")).unwrap();
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        Cluster {
+            journal: root.join("journal"),
+            root,
+            dir: Some(dir),
+            opts: MasterOpts::default(),
+            master: None,
+            workers: Vec::new(),
+            others: Vec::new(),
+            client_password: None,
+            port: None,
+            starts: 0,
+        }
+    }
+
+    /// A fresh tempdir and a master started with `opts`.
+    pub fn with_master(opts: MasterOpts) -> Cluster {
+        let mut c = Cluster::new();
+        c.client_password = opts.password_file.clone();
+        c.opts = opts;
+        c.start_master();
+        c
+    }
+
+    /// A path inside the tempdir.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// A base command for the binary: cwd = the tempdir, no inherited
+    /// `PILOTQ_*` settings.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(&self.root)
+            .env_remove("PILOTQ_MASTER")
+            .env_remove("PILOTQ_PASSWORD_FILE")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts a long-running child with its stdout and stderr in
+    /// `logs/<label>.stdout` and `logs/<label>.stderr`.
+    pub fn spawn(&self, label: &str, mut cmd: Command) -> Proc {
+        let stderr_path = self.root.join("logs").join(format!("{label}.stderr"));
+        let stdout_path = self.root.join("logs").join(format!("{label}.stdout"));
+        let e = std::fs::File::create(&stderr_path).expect("creating a log file");
+        let o = std::fs::File::create(&stdout_path).expect("creating a log file");
+        cmd.stdout(o).stderr(e);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
+        Proc {
+            label: label.to_string(),
+            child,
+            stderr_path,
+            stdout_path,
+            exited: None,
+        }
+    }
+
+    /// Starts (or restarts) the master on the journal and, after the first
+    /// start, on the same port. Waits for its listen line.
+    pub fn start_master(&mut self) -> &Master {
+        assert!(self.master.is_none(), "a master is already running");
+        self.starts += 1;
+        let port = match self.port {
+            Some(p) => p,
+            None if self.opts.fixed_port => free_port(),
+            None => 0,
+        };
+        let o = self.opts.clone();
+        let mut cmd = self.command();
+        cmd.arg("master")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--journal")
+            .arg(&self.journal)
+            .args(["--lease", &o.lease.to_string()])
+            .args(["--heartbeat", &o.heartbeat.to_string()]);
+        if let Some(t) = o.handshake_timeout {
+            cmd.args(["--handshake-timeout", &t.to_string()]);
+        }
+        if let Some(m) = o.max_frame {
+            cmd.args(["--max-frame", &m.to_string()]);
+        }
+        if let Some(p) = &o.password_file {
+            cmd.arg("--password-file").arg(p);
+        }
+        cmd.args(&o.extra);
+        let label = format!("master-{}", self.starts);
+        let mut proc = self.spawn(&label, cmd);
+        let addr = read_listen_line(&mut proc, "pilotq master listening on ");
+        let port: u16 = addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("bad listen address {addr:?}"));
+        self.port = Some(port);
+        self.master = Some(Master { proc, addr, port });
+        self.master.as_ref().unwrap()
+    }
+
+    /// SIGKILL the master (and reap it).
+    pub fn kill_master(&mut self) {
+        let mut m = self.master.take().expect("no master running");
+        m.kill_9();
+    }
+
+    /// SIGTERM the master and wait for it to exit; returns its status.
+    pub fn stop_master(&mut self) -> ExitStatus {
+        let mut m = self.master.take().expect("no master running");
+        m.terminate();
+        match m.proc.wait_exit(Duration::from_secs(30)) {
+            Some(s) => s,
+            None => {
+                let t = m.proc.stderr_tail(40);
+                m.kill_9();
+                panic!("the master did not stop within 30 s of SIGTERM\n{t}");
+            }
+        }
+    }
+
+    /// Restart after a crash: same journal, same port.
+    pub fn restart_master(&mut self) -> &Master {
+        self.start_master()
+    }
+
+    /// Points clients at a master started some other way (`pilotq up`).
+    pub fn set_master_port(&mut self, port: u16) {
+        self.port = Some(port);
+    }
+
+    pub fn addr(&self) -> String {
+        match &self.master {
+            Some(m) => m.addr.clone(),
+            None => format!("127.0.0.1:{}", self.port.expect("the master never started")),
+        }
+    }
+
+    /// Starts `pilotq worker --name NAME --cores N` with a 1 s heartbeat and
+    /// its own work dir. Its environment carries a canary variable that a
+    /// job must never see.
+    pub fn add_worker(&mut self, name: &str, cores: u32) -> &Worker {
+        let mut cmd = self.command();
+        cmd.arg("worker")
+            .args(["--master", &self.addr()])
+            .args(["--cores", &cores.to_string()])
+            .arg("--workdir")
+            .arg(self.root.join("workers").join(name))
+            .args(["--name", name])
+            .args(["--heartbeat", &self.opts.heartbeat.to_string()])
+            .env("PILOTQ_TEST_CANARY", "inherited-from-the-worker");
+        if let Some(p) = &self.opts.password_file {
+            cmd.arg("--password-file").arg(p);
+        }
+        let proc = self.spawn(&format!("worker-{name}"), cmd);
+        self.workers.push(Worker {
+            proc,
+            name: name.to_string(),
+            cores,
+        });
+        self.workers.last().unwrap()
+    }
+
+    pub fn worker(&mut self, name: &str) -> &mut Worker {
+        self.workers
+            .iter_mut()
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| panic!("no worker {name}"))
+    }
+
+    /// SIGKILL a worker (and reap it).
+    pub fn kill_worker(&mut self, name: &str) {
+        self.worker(name).proc.kill_9();
+    }
+
+    /// Runs `pilotq ARGS` as a client (master address and password from the
+    /// cluster), with a 60 s limit.
+    pub fn run(&self, args: &[&str]) -> Out {
+        let mut cmd = self.command();
+        cmd.args(args);
+        if self.master.is_some() || self.port.is_some() {
+            cmd.env("PILOTQ_MASTER", self.addr());
+        }
+        if let Some(p) = &self.client_password {
+            cmd.env("PILOTQ_PASSWORD_FILE", p);
+        }
+        run_with_timeout(cmd, Duration::from_secs(60), &format!("pilotq {args:?}"))
+    }
+
+    /// Runs a client command that must succeed.
+    pub fn run_ok(&self, args: &[&str]) -> Out {
+        let out = self.run(args);
+        if !out.ok() {
+            panic!("`pilotq {}` failed\n{out}\n{}", args.join(" "), self.diag());
+        }
+        out
+    }
+
+    /// `pilotq submit --count N OPTS -- CMD...`; checks condor_submit's two
+    /// lines and returns the cluster id.
+    pub fn submit(&self, count: u32, opts: &[&str], cmd: &[&str]) -> u64 {
+        let n = count.to_string();
+        let mut args = vec!["submit", "--count", &n];
+        args.extend_from_slice(opts);
+        args.push("--");
+        args.extend_from_slice(cmd);
+        let out = self.run_ok(&args);
+        parse_submit(&out.stdout, count).unwrap_or_else(|e| panic!("{e}\n{out}"))
+    }
+
+    /// `pilotq q --json [IDS]`, parsed; panics if it fails.
+    pub fn q_json_ids(&self, ids: &[&str]) -> Vec<Value> {
+        match self.try_q(ids) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}\n{}", self.diag()),
+        }
+    }
+
+    /// `pilotq q --json`, parsed.
+    pub fn q_json(&self) -> Vec<Value> {
+        self.q_json_ids(&[])
+    }
+
+    /// `q --json` as typed jobs.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.q_json().iter().map(Job::from_json).collect()
+    }
+
+    /// One job by `C.P`.
+    pub fn job(&self, id: &str) -> Job {
+        let v = self.q_json_ids(&[id]);
+        assert_eq!(v.len(), 1, "q --json {id} gave {v:?}");
+        Job::from_json(&v[0])
+    }
+
+    fn try_q(&self, ids: &[&str]) -> Result<Vec<Value>, String> {
+        let mut args = vec!["q", "--json"];
+        args.extend_from_slice(ids);
+        let out = self.run(&args);
+        if !out.ok() {
+            return Err(format!("`pilotq q --json` failed\n{out}"));
+        }
+        match serde_json::from_str::<Value>(&out.stdout) {
+            Ok(Value::Array(a)) => Ok(a),
+            _ => Err(format!("`pilotq q --json` printed no JSON array\n{out}")),
+        }
+    }
+
+    /// Polls `q --json` every 200 ms until `cond` holds for the jobs; panics
+    /// after `timeout` with the last `q` output and the processes' logs.
+    /// A failing `q` (master down) counts as "not yet".
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut cond: impl FnMut(&[Job]) -> bool,
+    ) -> Vec<Job> {
+        let deadline = Instant::now() + timeout;
+        let mut last: String;
+        loop {
+            match self.try_q(&[]) {
+                Ok(v) => {
+                    let jobs: Vec<Job> = v.iter().map(Job::from_json).collect();
+                    if cond(&jobs) {
+                        return jobs;
+                    }
+                    last = compact(&v);
+                }
+                Err(e) => last = e,
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\nlast `q --json`:\n{last}\n{}",
+                    self.diag()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until every job of the table is Completed; fails at once if
+    /// one is Held or Removed (nothing in these tests releases a job).
+    pub fn wait_all_completed(&self, timeout: Duration) -> Vec<Job> {
+        self.wait_until(timeout, "every job completed (status 4)", |jobs| {
+            if let Some(j) = jobs
+                .iter()
+                .find(|j| j.status == HELD || j.status == REMOVED)
+            {
+                panic!(
+                    "job {} can no longer complete: status {}, hold reason {}\n{}\n{}",
+                    j.id,
+                    j.status,
+                    j.raw["hold_reason"],
+                    j.raw,
+                    self.diag()
+                );
+            }
+            !jobs.is_empty() && jobs.iter().all(|j| j.status == COMPLETED)
+        })
+    }
+
+    /// `pilotq status --json`, parsed.
+    pub fn status_json(&self) -> Value {
+        let out = self.run_ok(&["status", "--json"]);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("`status --json` printed no JSON: {e}\n{out}"))
+    }
+
+    /// Waits until the master counts `n` connected holders.
+    pub fn wait_holders(&self, n: u64, timeout: Duration) {
+        let mut last = Value::Null;
+        wait_for(
+            timeout,
+            &format!("{n} holder(s) connected"),
+            || {
+                let out = self.run(&["status", "--json"]);
+                last = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+                (last["holders"] == n).then_some(())
+            },
+            || self.diag(),
+        );
+    }
+
+    /// `pilotq journal dump --json` on this cluster's journal (the master
+    /// must be stopped), one value per line.
+    pub fn journal_events(&self) -> Vec<Value> {
+        let j = self.journal.display().to_string();
+        let out = self.run_ok(&["journal", "dump", "--journal", &j, "--json"]);
+        out.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("journal dump line {l:?} is not JSON: {e}"))
+            })
+            .collect()
+    }
+
+    /// The logs of every process this cluster started, for panic messages.
+    pub fn diag(&self) -> String {
+        let mut s = format!("tempdir: {}\n", self.root.display());
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.root.join("logs"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        logs.sort();
+        for p in logs {
+            if std::fs::metadata(&p).map(|m| m.len() == 0).unwrap_or(true) {
+                continue;
+            }
+            s.push_str(&format!(
+                "--- {} (last 25 lines) ---\n{}\n",
+                p.file_name().unwrap().to_string_lossy(),
+                tail(&p, 25)
+            ));
+        }
+        s
+    }
+
+    /// Live processes whose working directory is inside a worker's work
+    /// dir: the jobs (and anything they started) of this cluster.
+    pub fn job_pids(&self) -> Vec<i32> {
+        let workers = self.root.join("workers");
+        let mut pids = Vec::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return pids;
+        };
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let inside = std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .map(|p| p.starts_with(&workers))
+                .unwrap_or(false);
+            if inside && alive(pid) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Processes (other than this test process) whose working directory or
+    /// command line is inside this cluster's tempdir: everything it started,
+    /// including job processes whose worker is gone.
+    pub fn stray_pids(&self) -> Vec<i32> {
+        let me = std::process::id() as i32;
+        let root = self.root.display().to_string();
+        let mut pids = Vec::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return pids;
+        };
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid == me || !alive(pid) {
+                continue;
+            }
+            let cwd_in = std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .map(|p| p.starts_with(&self.root))
+                .unwrap_or(false);
+            let cmd_in = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&root))
+                .unwrap_or(false);
+            if cwd_in || cmd_in {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            w.proc.kill_9();
+        }
+        if let Some(m) = &mut self.master {
+            m.kill_9();
+        }
+        for p in &mut self.others {
+            p.kill_9();
+        }
+        // Jobs whose worker is gone, and whatever they left behind.
+        for _ in 0..3 {
+            let pids = self.stray_pids();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                send_signal(pid as u32, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if std::thread::panicking() {
+            if std::env::var_os("PILOTQ_TEST_KEEP").is_some() {
+                if let Some(d) = self.dir.take() {
+                    eprintln!("keeping the failed test's files in {}", d.keep().display());
+                }
+            } else {
+                eprintln!(
+                    "removing {}: set PILOTQ_TEST_KEEP=1 to keep a failed test's files",
+                    self.root.display()
+                );
+            }
+        }
+    }
+}
+
+/// Waits for a line starting with `prefix` in a child's stdout file;
+/// returns the rest of that line. Panics (with the child's stderr) if it
+/// exits first or takes more than 60 s.
+pub fn read_listen_line(proc: &mut Proc, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&proc.stdout_path).unwrap_or_default();
+        // Only whole lines count.
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        if let Some(rest) = whole.lines().find_map(|l| l.strip_prefix(prefix)) {
+            return rest.trim().to_string();
+        }
+        let exited = proc.wait_exit(Duration::ZERO);
+        if exited.is_some() || Instant::now() > deadline {
+            panic!(
+                "{} did not print {prefix:?} (exit: {exited:?})\nstdout:\n{text}\n{}",
+                proc.label,
+                proc.stderr_tail(40)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `q --json` output for panic messages: one job per line.
+pub fn compact(jobs: &[Value]) -> String {
+    let mut s = String::new();
+    for j in jobs {
+        s.push_str(&j.to_string());
+        s.push('\n');
+    }
+    s
+}
+
+/// Runs a command to completion with a time limit, capturing its output.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Out {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let to = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = so.read_to_end(&mut s);
+        s
+    });
+    let te = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = se.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = String::from_utf8_lossy(&to.join().unwrap()).into_owned();
+            let stderr = String::from_utf8_lossy(&te.join().unwrap()).into_owned();
+            panic!(
+                "{what} did not finish within {timeout:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        status,
+        stdout: String::from_utf8_lossy(&to.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&te.join().unwrap()).into_owned(),
+    }
+}
+
+/// Checks condor_submit's output (`Submitting job(s)` + one dot per job, then
+/// `N job(s) submitted to cluster C.`) and returns C.
+pub fn parse_submit(stdout: &str, count: u32) -> Result<u64, String> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let want_first = format!("Submitting job(s){}", ".".repeat(count as usize));
+    if lines.len() != 2 || lines[0] != want_first {
+        return Err(format!(
+            "submit printed {stdout:?}, expected {want_first:?} and a cluster line"
+        ));
+    }
+    let prefix = format!("{count} job(s) submitted to cluster ");
+    lines[1]
+        .strip_prefix(&prefix)
+        .and_then(|r| r.strip_suffix('.'))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad submit line {:?}, expected {prefix:?}C.", lines[1]))
+}
+
+/// The name and body of a journal event (`{"e": {"Name": {...}}}`).
+pub fn event_kind(ev: &Value) -> (&str, &Value) {
+    let e = ev
+        .get("e")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("journal line without an event: {ev}"));
+    let (k, v) = e
+        .iter()
+        .next()
+        .unwrap_or_else(|| panic!("empty event: {ev}"));
+    (k.as_str(), v)
+}
+
+/// `C.P` of an event body's `job` field.
+pub fn event_job(body: &Value) -> Option<String> {
+    let j = body.get("job")?;
+    Some(format!(
+        "{}.{}",
+        j.get("cluster")?.as_u64()?,
+        j.get("proc")?.as_u64()?
+    ))
+}
+
+/// A raw connection to the master speaking 4-byte big-endian length frames.
+pub struct RawConn {
+    pub stream: TcpStream,
+}
+
+/// What came back on a raw connection.
+#[derive(Debug)]
+pub enum Reply {
+    Frame(Vec<u8>),
+    /// Orderly end of stream.
+    Closed,
+    /// Reset by the peer (closed with unread data).
+    Reset,
+    /// Nothing within the time limit.
+    Silent,
+}
+
+impl RawConn {
+    pub fn connect(addr: &str) -> RawConn {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream.set_nodelay(true).ok();
+        RawConn { stream }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+
+    /// One frame: a 4-byte big-endian length, then `body`.
+    pub fn send_frame(&mut self, body: &[u8]) -> std::io::Result<()> {
+        let mut buf = (body.len() as u32).to_be_bytes().to_vec();
+        buf.extend_from_slice(body);
+        self.send_raw(&buf)
+    }
+
+    pub fn send_msg(&mut self, msg: &pilotq_wire::ToMaster) -> std::io::Result<()> {
+        self.send_frame(&rmp_serde::to_vec_named(msg).expect("encoding a message"))
+    }
+
+    /// Reads one frame, or notices the end of the stream, within `timeout`.
+    pub fn read_reply(&mut self, timeout: Duration) -> Reply {
+        let deadline = Instant::now() + timeout;
+        let mut header = [0u8; 4];
+        match self.read_exact_by(&mut header, deadline) {
+            Ok(true) => {}
+            Ok(false) => return Reply::Closed,
+            Err(r) => return r,
+        }
+        let len = u32::from_be_bytes(header) as usize;
+        assert!(len <= 16 << 20, "the master sent a frame of {len} bytes");
+        let mut body = vec![0u8; len];
+        match self.read_exact_by(&mut body, deadline) {
+            Ok(true) => Reply::Frame(body),
+            Ok(false) => panic!("the master closed in the middle of a frame"),
+            Err(r) => r,
+        }
+    }
+
+    /// Ok(false) on a clean EOF before the first byte.
+    fn read_exact_by(&mut self, buf: &mut [u8], deadline: Instant) -> Result<bool, Reply> {
+        let mut got = 0;
+        while got < buf.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Reply::Silent);
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut buf[got..]) {
+                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) => panic!("the master closed in the middle of a frame"),
+                Ok(n) => got += n,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return Err(Reply::Silent)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Reply::Reset),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads one message from the master.
+    pub fn read_msg(&mut self, timeout: Duration) -> Result<pilotq_wire::FromMaster, String> {
+        match self.read_reply(timeout) {
+            Reply::Frame(b) => rmp_serde::from_slice(&b)
+                .map_err(|e| format!("the master sent a frame that does not decode: {e}")),
+            other => Err(format!("expected a frame from the master, got {other:?}")),
+        }
+    }
+
+    /// Expects an `Error` frame and then the end of the connection; returns
+    /// the error message.
+    pub fn expect_error_and_close(&mut self, timeout: Duration) -> Result<String, String> {
+        let msg = match self.read_msg(timeout)? {
+            pilotq_wire::FromMaster::Error { message } => message,
+            other => return Err(format!("expected an Error frame, got {other:?}")),
+        };
+        match self.read_reply(timeout) {
+            Reply::Closed | Reply::Reset => Ok(msg),
+            other => Err(format!(
+                "after the error {msg:?} the connection was not closed: {other:?}"
+            )),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The master is SIGKILLed while jobs run, and restarted on the same journal
+//! and port: nothing is lost, nothing runs twice.
+
+use pilotq_tests::{event_job, event_kind, Cluster, MasterOpts, COMPLETED, RUNNING};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[test]
+fn master_killed_while_jobs_run_on_two_workers_loses_nothing_and_runs_nothing_twice() {
+    let mut c = Cluster::with_master(MasterOpts {
+        lease: 8.0,
+        heartbeat: 1.0,
+        fixed_port: true,
+        ..MasterOpts::default()
+    });
+    let runs = c.path("runs.log");
+    // Each job logs its start and end to a shared file (so a second run of
+    // any job would show), and prints its batch name: four clusters of six.
+    let script = format!(
+        "echo \"start $0\" >> {r}; sleep 4; echo \"done $0\"; echo \"end $0\" >> {r}",
+        r = runs.display()
+    );
+    let mut clusters = Vec::new();
+    for k in 0..4 {
+        let batch = format!("batch-{k}");
+        let cl = c.submit(
+            6,
+            &["--output", "out/$(Cluster).$(Process).out"],
+            &["/bin/sh", "-c", &script, &batch],
+        );
+        clusters.push((cl, batch));
+    }
+    // 2 × 6 cores: two waves of twelve, six on each worker at a time.
+    c.add_worker("a", 6);
+    c.add_worker("b", 6);
+    let before = c.wait_until(
+        Duration::from_secs(30),
+        "twelve jobs running, six on each worker",
+        |jobs| {
+            let on = |w: &str| {
+                jobs.iter()
+                    .filter(|j| j.status == RUNNING && j.holder.as_deref() == Some(w))
+                    .count()
+            };
+            jobs.len() == 24 && on("a") == 6 && on("b") == 6
+        },
+    );
+    for j in &before {
+        assert!(j.attempts <= 1, "{:#}", j.raw);
+    }
+
+    c.kill_master();
+    std::thread::sleep(Duration::from_secs(1));
+    c.restart_master();
+
+    let jobs = c.wait_all_completed(Duration::from_secs(90));
+    assert_eq!(jobs.len(), 24);
+    for j in &jobs {
+        assert_eq!(j.status, COMPLETED, "{:#}", j.raw);
+        assert_eq!(
+            j.attempts, 1,
+            "job {} was dispatched again after the restart: {:#}",
+            j.id, j.raw
+        );
+        assert_eq!(j.exit_code, Some(0), "{:#}", j.raw);
+        assert_eq!(j.holder, None, "{:#}", j.raw);
+        let batch = &clusters
+            .iter()
+            .find(|(cl, _)| *cl == j.cluster)
+            .unwrap_or_else(|| panic!("unknown cluster {}", j.cluster))
+            .1;
+        let path = c.path(&format!("out/{}.{}.out", j.cluster, j.proc));
+        let out = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), c.diag()));
+        assert_eq!(out, format!("done {batch}\n"), "{}", path.display());
+    }
+    // Every job's process ran exactly once.
+    let log = std::fs::read_to_string(&runs).unwrap();
+    for (_, batch) in &clusters {
+        for what in ["start", "end"] {
+            let n = log
+                .lines()
+                .filter(|l| *l == format!("{what} {batch}"))
+                .count();
+            assert_eq!(n, 6, "{what} {batch} logged {n} times:\n{log}");
+        }
+    }
+    assert_eq!(log.lines().count(), 48, "{log}");
+
+    // The journal agrees: one dispatch and one completion per job.
+    let status = c.stop_master();
+    assert!(status.success(), "master exit after SIGTERM: {status}");
+    let events = c.journal_events();
+    let mut per_job: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    let mut master_starts = 0;
+    for ev in &events {
+        let (kind, body) = event_kind(ev);
+        if kind == "MasterStarted" {
+            master_starts += 1;
+        }
+        if let Some(id) = event_job(body) {
+            *per_job
+                .entry(id)
+                .or_default()
+                .entry(kind.to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(master_starts, 2, "two master starts in the journal");
+    assert_eq!(per_job.len(), 24, "{per_job:?}");
+    for (id, kinds) in &per_job {
+        assert_eq!(kinds.get("JobDispatched"), Some(&1), "job {id}: {kinds:?}");
+        assert_eq!(kinds.get("JobCompleted"), Some(&1), "job {id}: {kinds:?}");
+        assert_eq!(kinds.get("JobRequeued"), None, "job {id}: {kinds:?}");
+    }
+    let j = c.journal.display().to_string();
+    let v = c.run_ok(&["journal", "verify", "--journal", &j]);
+    assert!(v.stdout.starts_with("ok:"), "{v}");
+    assert!(v.stdout.contains("24 completed"), "{v}");
+}
