@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 /// The journal's format version, written in every envelope. Bump it when an
 /// event changes in a way old readers cannot follow, keep reading the old one,
 /// and check in a fixture journal of the old format (tests/fixtures).
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: one event per sled entry.
+/// - 2: events stored in segments (see `store.rs`); envelopes unchanged.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {

@@ -13,7 +13,7 @@
 
 use crate::error::JournalError;
 use crate::event::{now_ms, Event};
-use crate::store::{encode_event, Store};
+use crate::store::{encode_segment, key_of, Store};
 use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
 use std::thread::JoinHandle;
 
@@ -134,24 +134,35 @@ fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
             continue;
         }
         let t = now_ms();
-        let mut batch = sled::Batch::default();
         let mut results = Vec::with_capacity(ops.len());
         let mut write = || -> Result<(), JournalError> {
+            // Events of this group not yet stored: they become one segment.
+            let mut pending: Vec<&Event> = Vec::new();
+            let mut first = next_seq;
+            let store_segment =
+                |pending: &mut Vec<&Event>, first: u64| -> Result<(), JournalError> {
+                    if !pending.is_empty() {
+                        let last = first + pending.len() as u64 - 1;
+                        store
+                            .events
+                            .insert(key_of(first, last), encode_segment(t, pending.drain(..)))?;
+                    }
+                    Ok(())
+                };
             for op in &ops {
                 match op {
                     Op::Append { events, blobs, .. } => {
                         for (hash, bytes) in blobs {
                             store.blobs.insert(hash.as_bytes(), bytes.as_slice())?;
                         }
-                        for e in events {
-                            batch.insert(&next_seq.to_be_bytes(), encode_event(t, e));
-                            next_seq += 1;
-                        }
+                        pending.extend(events.iter());
+                        next_seq += events.len() as u64;
                     }
                     Op::Snapshot { bytes, .. } => {
                         // The events it covers go to sled's log before the
                         // snapshot does, so no crash keeps it without them.
-                        store.events.apply_batch(std::mem::take(&mut batch))?;
+                        store_segment(&mut pending, first)?;
+                        first = next_seq;
                         store
                             .snapshots
                             .insert((next_seq - 1).to_be_bytes(), bytes.as_slice())?;
@@ -160,7 +171,7 @@ fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
                 }
                 results.push(next_seq - 1);
             }
-            store.events.apply_batch(std::mem::take(&mut batch))?;
+            store_segment(&mut pending, first)?;
             store.db.flush()?;
             Ok(())
         };

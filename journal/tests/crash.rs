@@ -202,11 +202,9 @@ fn check(dir: &Path) -> Checked {
     let mut last_of = HashMap::new();
     let mut open: Option<(OpId, u32, u32)> = None;
     let mut next_op: HashMap<(u32, u32), u32> = HashMap::new();
-    for item in r.store.raw_events_from(1) {
-        let (seq, bytes) = item.expect("read an event");
-        assert_eq!(seq, raw.len() as u64 + 1, "keys are contiguous");
-        let env = pilotq_journal::store::decode_envelope(seq, &bytes)
-            .unwrap_or_else(|e| panic!("event {seq} is half-written: {e}"));
+    for item in r.store.events_from(1) {
+        let (seq, env) = item.unwrap_or_else(|e| panic!("an event is half-written: {e}"));
+        assert_eq!(seq, raw.len() as u64 + 1, "sequence numbers are contiguous");
         assert_eq!(env.v, FORMAT_VERSION);
         let Event::MasterStarted { name: reason, .. } = &env.e else {
             panic!("event {seq} is not one the child wrote: {:?}", env.e);
@@ -234,7 +232,7 @@ fn check(dir: &Path) -> Checked {
             last_of.insert(id, seq);
             None
         };
-        raw.push(bytes.to_vec());
+        raw.push(format!("{env:?}").into_bytes());
     }
     assert_eq!(open, None, "the last append is cut short");
     Checked {

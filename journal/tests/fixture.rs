@@ -22,6 +22,8 @@ use std::path::Path;
 use std::sync::mpsc;
 
 const FORMAT_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-v1");
+/// Format 2: the same script, stored in segments (one per group commit).
+const FORMAT_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-v2");
 
 /// Unix ms of the fixture's first event; every `at` counts from it.
 const T0: u64 = 1_700_000_000_000;
@@ -174,14 +176,27 @@ fn durably(f: impl FnOnce(pilotq_journal::Done)) -> u64 {
 }
 
 #[test]
-#[ignore = "writes the committed format-v1 fixture; never rerun once committed"]
+#[ignore = "wrote the committed format-v1 fixture (with format-1 code); never rerun"]
 fn generate_format_v1_fixture() {
-    let dir = Path::new(FORMAT_V1);
+    generate(FORMAT_V1, 1);
+}
+
+#[test]
+#[ignore = "writes the committed format-v2 fixture; never rerun once committed"]
+fn generate_format_v2_fixture() {
+    generate(FORMAT_V2, 2);
+}
+
+fn generate(path: &str, version: u32) {
+    let dir = Path::new(path);
     assert!(
         !dir.exists(),
-        "{FORMAT_V1} exists: a released format's fixture is never regenerated"
+        "{path} exists: a released format's fixture is never regenerated"
     );
-    assert_eq!(FORMAT_VERSION, 1, "this generator writes format 1 only");
+    assert_eq!(
+        FORMAT_VERSION, version,
+        "this code writes format {FORMAT_VERSION} only"
+    );
     let store = Store::open(dir).expect("create the fixture journal");
     let mut writer = Writer::start(store, 1, 16);
     let mut table = Table::new();
@@ -220,9 +235,18 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn format_v1_journal_still_reads() {
+    check_fixture(FORMAT_V1, 1);
+}
+
+#[test]
+fn format_v2_journal_still_reads() {
+    check_fixture(FORMAT_V2, 2);
+}
+
+fn check_fixture(path: &str, version: u32) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("journal");
-    copy_dir(Path::new(FORMAT_V1), &dir);
+    copy_dir(Path::new(path), &dir);
     let r = replay::open(&dir).expect("a format-1 journal opens");
 
     // Every event is there and decodes, written in format 1.
@@ -233,7 +257,7 @@ fn format_v1_journal_still_reads() {
         let (s, env) = item.expect("a format-1 event decodes");
         seq += 1;
         assert_eq!(s, seq);
-        assert_eq!(env.v, 1);
+        assert_eq!(env.v, version);
         assert!(env.t >= T0, "event {s} stored at {}", env.t);
     }
     assert_eq!(seq, EVENTS);

@@ -1,0 +1,324 @@
+//! End-to-end benchmarks with the real `pilotq` binary:
+//! 1. a master whose journal holds 1,000,000 completed jobs: time from start
+//!    to answering a client (after a clean shutdown, and after a crash);
+//! 2. master memory with one cluster of 1,000,000 idle jobs, and with 10,000
+//!    clusters of 100;
+//! 3. real `/bin/true` jobs through 2 workers of 2 cores, end to end.
+//!
+//! `cargo bench -p pilotq --bench e2e [-- restart|memory|throughput]`
+
+use pilotq_actors::Client;
+use pilotq_journal::{snapshot, Event, Store, Table, Writer};
+use pilotq_wire::{ClusterId, JobId, JobSpec, Outcome, Resources, DEFAULT_MAX_FRAME};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pilotq");
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a master and returns it once it prints its listen line.
+fn master(journal: &Path, addr: &str, extra: &[&str]) -> Proc {
+    let mut c = Command::new(BIN)
+        .args(["master", "--listen", addr, "--journal"])
+        .arg(journal)
+        .args(extra)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = c.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).unwrap();
+    assert!(
+        line.contains("listening on"),
+        "master did not start: {line}"
+    );
+    Proc(c)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn spec(exe: &[u8]) -> JobSpec {
+    JobSpec {
+        executable: hex::encode(Sha256::digest(exe)),
+        cmd: "/bin/true".into(),
+        arguments: vec![],
+        environment: Default::default(),
+        output: None,
+        error: None,
+        log: None,
+        request: Resources::new(1, 0, 0),
+        priority: 0,
+        attributes: Default::default(),
+        owner: "bench".into(),
+        iwd: "/tmp".into(),
+    }
+}
+
+/// Writes a journal of one cluster of `jobs` jobs, each dispatched, started
+/// and completed, with a snapshot every 200,000 events as the master takes
+/// them, and (if `clean`) a final one as a clean shutdown stores.
+fn build_completed_journal(dir: &Path, jobs: u32, clean: bool) {
+    let store = Store::open(dir).unwrap();
+    let mut w = Writer::start(store, 1, 1024);
+    let mut table = Table::new();
+    let exe = std::fs::read("/bin/true").unwrap();
+    let mut since = 0u64;
+    let mut push = |w: &Writer, table: &mut Table, evs: Vec<Event>, blobs| {
+        for e in &evs {
+            table.apply(e);
+        }
+        since += evs.len() as u64;
+        w.append(evs, blobs, Box::new(|r| r.map(|_| ()).expect("append")));
+        if since >= 200_000 {
+            since = 0;
+            w.snapshot(snapshot::encode(table), Box::new(|_| {}));
+        }
+    };
+    let s = spec(&exe);
+    let hash = s.executable.clone();
+    let submit = Event::ClusterSubmitted {
+        cluster: ClusterId(1),
+        count: jobs,
+        spec: Box::new(s),
+        at: 1,
+    };
+    push(&w, &mut table, vec![submit], vec![(hash, exe)]);
+    for chunk in 0..jobs.div_ceil(1000) {
+        let mut evs = Vec::with_capacity(3000);
+        for p in chunk * 1000..((chunk + 1) * 1000).min(jobs) {
+            let job = JobId::new(1, p);
+            evs.push(Event::JobDispatched {
+                job,
+                attempt: 1,
+                holder: "worker-1".into(),
+                at: 2,
+            });
+            evs.push(Event::JobStarted {
+                job,
+                attempt: 1,
+                at: 3,
+            });
+            evs.push(Event::JobCompleted {
+                job,
+                attempt: 1,
+                outcome: Outcome::Exited { code: 0 },
+                at: 4,
+            });
+        }
+        push(&w, &mut table, evs, vec![]);
+    }
+    if clean {
+        w.snapshot(snapshot::encode(&table), Box::new(|_| {}));
+    }
+    w.shutdown();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn restart() {
+    println!("== restart: a journal holding 1,000,000 completed jobs");
+    for clean in [true, false] {
+        // PILOTQ_BENCH_KEEP=DIR keeps the (slow to build) journals there and
+        // reuses them on the next run; a master writes to a copy.
+        let keep = std::env::var_os("PILOTQ_BENCH_KEEP").map(std::path::PathBuf::from);
+        let tmp = tempfile::tempdir().unwrap();
+        let src = match &keep {
+            Some(k) => k.join(if clean { "clean" } else { "crash" }),
+            None => tmp.path().join("journal"),
+        };
+        let t0 = Instant::now();
+        if !src.exists() {
+            build_completed_journal(&src, 1_000_000, clean);
+        }
+        let built = t0.elapsed();
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&src, dir.path());
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let t0 = Instant::now();
+        let m = master(dir.path(), &addr, &[]);
+        let status = rt().block_on(async {
+            loop {
+                if let Ok(mut c) = Client::connect(&addr, None, DEFAULT_MAX_FRAME).await {
+                    if let Ok(s) = c.status().await {
+                        return s;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let serving = t0.elapsed();
+        assert_eq!(status.completed, 1_000_000);
+        let (rss, _) = rss_mb(m.0.id());
+        println!(
+            "{}: start to first answer {:.0} ms (journal built in {:.1} s; master RSS {:.0} MB)",
+            if clean {
+                "after clean shutdown (final snapshot)"
+            } else {
+                "after a crash (tail since last periodic snapshot)"
+            },
+            serving.as_secs_f64() * 1000.0,
+            built.as_secs_f64(),
+            rss
+        );
+    }
+}
+
+fn memory() {
+    println!("== master memory, idle jobs (no workers)");
+    let exe = std::fs::read("/bin/true").unwrap();
+    for (clusters, per) in [(1u32, 1_000_000u32), (10_000, 100)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let m = master(dir.path(), &addr, &[]);
+        let (before, _) = rss_mb(m.0.id());
+        let t0 = Instant::now();
+        rt().block_on(async {
+            let mut c = Client::connect(&addr, None, DEFAULT_MAX_FRAME)
+                .await
+                .unwrap();
+            for _ in 0..clusters {
+                c.submit(spec(&exe), per, exe.clone()).await.unwrap();
+            }
+            let s = c.status().await.unwrap();
+            assert_eq!(s.idle, u64::from(clusters) * u64::from(per));
+        });
+        let took = t0.elapsed();
+        std::thread::sleep(Duration::from_millis(300));
+        let (rss, peak) = rss_mb(m.0.id());
+        println!(
+            "{clusters} cluster(s) of {per}: RSS {rss:.1} MB (peak {peak:.1} MB; empty master {before:.1} MB); submitted in {:.2} s",
+            took.as_secs_f64()
+        );
+    }
+}
+
+fn throughput() {
+    println!("== /bin/true jobs through 2 workers of 2 cores");
+    let jobs: u32 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let m = master(&dir.path().join("master"), &addr, &[]);
+    let workers: Vec<Proc> = (0..2)
+        .map(|i| {
+            Proc(
+                Command::new(BIN)
+                    .args([
+                        "worker",
+                        "--master",
+                        &addr,
+                        "--cores",
+                        "2",
+                        "--name",
+                        &format!("w{i}"),
+                        "--workdir",
+                    ])
+                    .arg(dir.path().join(format!("w{i}")))
+                    .env("RUST_LOG", "warn")
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let exe = std::fs::read("/bin/true").unwrap();
+    rt().block_on(async {
+        let mut c = Client::connect(&addr, None, DEFAULT_MAX_FRAME).await.unwrap();
+        while c.status().await.unwrap().holders < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t0 = Instant::now();
+        c.submit(spec(&exe), jobs, exe.clone()).await.unwrap();
+        loop {
+            let s = c.status().await.unwrap();
+            if s.completed == u64::from(jobs) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        println!("{jobs} jobs in {secs:.2} s -> {:.0} jobs/s end to end (submit to last completion durable)", f64::from(jobs) / secs);
+    });
+    let cpu = |pid: u32| {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let t = |i: usize| f[i].parse::<f64>().unwrap() / 100.0;
+        (t(11) + t(12), t(13) + t(14))
+    };
+    let (mc, _) = cpu(m.0.id());
+    println!("master CPU {mc:.2} s");
+    for w in &workers {
+        let (own, children) = cpu(w.0.id());
+        println!("worker CPU {own:.2} s, its jobs {children:.2} s");
+    }
+}
+
+fn main() {
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |n: &str| which.is_empty() || which.iter().any(|w| w == n);
+    if want("restart") {
+        restart();
+    }
+    if want("memory") {
+        memory();
+    }
+    if want("throughput") {
+        throughput();
+    }
+}

@@ -1,0 +1,146 @@
+//! Journal benchmarks: durable appends with group commit, and replay.
+//!
+//! `cargo bench -p pilotq --bench journal`
+//!
+//! Appends: many concurrent appenders (as the master's sessions are), each
+//! appending one event and waiting until it is durable before the next, so
+//! every figure counts only flushed events. Replay: a journal of a million
+//! job events (dispatch, start, complete), rebuilt from the first event.
+
+use pilotq_journal::{replay, Event, Store, Writer};
+use pilotq_wire::{ClusterId, JobId, JobSpec, Outcome, Resources};
+use std::sync::mpsc;
+use std::time::Instant;
+
+fn spec() -> JobSpec {
+    JobSpec {
+        executable: "0".repeat(64),
+        cmd: "/bin/true".into(),
+        arguments: vec![],
+        environment: Default::default(),
+        output: None,
+        error: None,
+        log: None,
+        request: Resources::new(1, 0, 0),
+        priority: 0,
+        attributes: Default::default(),
+        owner: "bench".into(),
+        iwd: "/tmp".into(),
+    }
+}
+
+fn completed(i: u64) -> Event {
+    Event::JobCompleted {
+        job: JobId::new(1, i as u32),
+        attempt: 1,
+        outcome: Outcome::Exited { code: 0 },
+        at: 1_795_000_000_000 + i,
+    }
+}
+
+/// `appenders` threads each append `per` events one at a time, waiting for
+/// durability each time. Returns events per second.
+fn appends(appenders: usize, per: usize, batch: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let writer = std::sync::Arc::new(Writer::start(store, 1, 65_536));
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..appenders {
+            let w = writer.clone();
+            s.spawn(move || {
+                let (tx, rx) = mpsc::channel();
+                for i in 0..per / batch {
+                    let events = (0..batch)
+                        .map(|k| completed((t * per + i * batch + k) as u64))
+                        .collect();
+                    let tx = tx.clone();
+                    w.append(events, vec![], Box::new(move |r| tx.send(r).unwrap()));
+                    rx.recv().unwrap().expect("durable");
+                }
+            });
+        }
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    (appenders * per) as f64 / secs
+}
+
+fn main() {
+    println!("== durable appends, group commit (each appender waits for its flush)");
+    for (appenders, per, batch) in [
+        (1, 20_000, 1),
+        (64, 4_000, 1),
+        (256, 2_000, 1),
+        (64, 20_000, 10),
+    ] {
+        let rate = appends(appenders, per, batch);
+        println!(
+            "appenders={appenders:<4} events/append={batch:<3} total={:<8} -> {:>10.0} events/s",
+            appenders * per,
+            rate
+        );
+    }
+
+    println!("== replay");
+    let dir = tempfile::tempdir().unwrap();
+    let jobs: u32 = 333_334;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = Writer::start(store, 1, 1024);
+        let (tx, rx) = mpsc::channel();
+        let submit = Event::ClusterSubmitted {
+            cluster: ClusterId(1),
+            count: jobs,
+            spec: Box::new(spec()),
+            at: 1,
+        };
+        w.append(vec![submit], vec![], Box::new(|_| {}));
+        for chunk in 0..(jobs / 1000 + 1) {
+            let mut evs = Vec::with_capacity(3000);
+            for p in chunk * 1000..((chunk + 1) * 1000).min(jobs) {
+                let job = JobId::new(1, p);
+                evs.push(Event::JobDispatched {
+                    job,
+                    attempt: 1,
+                    holder: "worker-1".into(),
+                    at: 2,
+                });
+                evs.push(Event::JobStarted {
+                    job,
+                    attempt: 1,
+                    at: 3,
+                });
+                evs.push(Event::JobCompleted {
+                    job,
+                    attempt: 1,
+                    outcome: Outcome::Exited { code: 0 },
+                    at: 4,
+                });
+            }
+            let tx = tx.clone();
+            w.append(
+                evs,
+                vec![],
+                Box::new(move |r| tx.send(r.map(|_| ())).unwrap()),
+            );
+        }
+        for _ in 0..(jobs / 1000 + 1) {
+            rx.recv().unwrap().unwrap();
+        }
+        w.shutdown();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let n = store.event_count();
+    for round in 1..=3 {
+        let t0 = Instant::now();
+        let (table, _, replayed) = replay::rebuild(&store, false).unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(replayed as usize, n);
+        assert_eq!(table.counts().completed, u64::from(jobs));
+        println!(
+            "round {round}: {n} events in {:.3} s -> {:>10.0} events/s",
+            secs,
+            n as f64 / secs
+        );
+    }
+}
