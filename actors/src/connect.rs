@@ -23,9 +23,9 @@ pub enum ConnectError {
     Timeout { addr: String, secs: u64 },
     #[error("master at {addr} refused us: {message}")]
     Refused { addr: String, message: String },
-    #[error("master at {addr} could not prove it knows our password; refusing to talk to it")]
+    #[error("authentication failed: master at {addr} could not prove it knows our password (are both given the same password file?)")]
     MasterUnproven { addr: String },
-    #[error("master at {addr} has no password set, but we were given one; refusing to talk to it")]
+    #[error("authentication failed: master at {addr} has no password set, but we were given one")]
     MasterOpen { addr: String },
     #[error("master at {addr} closed the connection")]
     Closed { addr: String },

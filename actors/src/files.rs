@@ -11,21 +11,41 @@ impl Actor for JobFiles {
     type Context = SyncContext<Self>;
 }
 
-#[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+/// One job's files.
 pub struct WriteJobFiles {
     pub stdout: Option<(String, Vec<u8>)>,
     pub stderr: Option<(String, Vec<u8>)>,
 }
 
-impl Handler<WriteJobFiles> for JobFiles {
-    type Result = Result<(), String>;
+/// Several jobs' files, then `then` (which acknowledges the results).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WriteBatch {
+    files: Vec<WriteJobFiles>,
+    then: Box<dyn FnOnce() + Send>,
+}
 
-    fn handle(&mut self, m: WriteJobFiles, _ctx: &mut SyncContext<Self>) -> Result<(), String> {
-        for (path, bytes) in [m.stdout, m.stderr].into_iter().flatten() {
-            write_file(Path::new(&path), &bytes).map_err(|e| format!("{path}: {e}"))?;
+impl WriteJobFiles {
+    pub fn batch(files: Vec<WriteJobFiles>, then: Box<dyn FnOnce() + Send>) -> WriteBatch {
+        WriteBatch { files, then }
+    }
+}
+
+impl Handler<WriteBatch> for JobFiles {
+    type Result = ();
+
+    /// A file that cannot be written (a bad path, a full disk) is logged and
+    /// the result still acknowledged: the job's outcome is in the journal,
+    /// and retrying for ever would wedge the holder's results behind it.
+    fn handle(&mut self, m: WriteBatch, _ctx: &mut SyncContext<Self>) {
+        for f in m.files {
+            for (path, bytes) in [f.stdout, f.stderr].into_iter().flatten() {
+                if let Err(e) = write_file(Path::new(&path), &bytes) {
+                    tracing::warn!("job file {path} not written: {e}");
+                }
+            }
         }
-        Ok(())
+        (m.then)();
     }
 }
 

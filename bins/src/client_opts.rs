@@ -2,8 +2,9 @@
 //! `PILOTQ_MASTER` (default `127.0.0.1:9094`), `--password-file` or
 //! `PILOTQ_PASSWORD_FILE`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
+use pilotq_actors::connect::ConnectError;
 use pilotq_actors::Client;
 use pilotq_wire::{Secret, DEFAULT_MAX_FRAME};
 use std::path::PathBuf;
@@ -38,11 +39,16 @@ impl SecretOpts {
 impl ClientOpts {
     pub async fn connect(&self) -> Result<Client> {
         let secret = self.secret.load()?;
-        Client::connect(&self.master, secret.as_ref(), DEFAULT_MAX_FRAME)
-            .await
-            .with_context(|| {
-                "is the master running? start one with `pilotq master` or `pilotq up`".to_string()
-            })
+        match Client::connect(&self.master, secret.as_ref(), DEFAULT_MAX_FRAME).await {
+            Ok(c) => Ok(c),
+            // Only a master we cannot reach gets the hint to start one.
+            Err(e @ (ConnectError::Connect { .. } | ConnectError::Timeout { .. })) => {
+                Err(anyhow::anyhow!(
+                    "{e}\n(is the master running? start one with `pilotq master` or `pilotq up`)"
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -33,7 +33,7 @@ fn dump_and_verify_a_stopped_masters_journal_and_replay_gives_the_same_table() {
             (i + 1) as u64,
             "sequence numbers run 1, 2, ...: {ev}"
         );
-        assert_eq!(ev["v"], 1, "{ev}");
+        assert_eq!(ev["v"], pilotq_journal::FORMAT_VERSION, "{ev}");
         assert!(ev["t"].as_u64().is_some_and(|t| t > 0), "{ev}");
     }
     let kinds: Vec<&str> = events.iter().map(|e| event_kind(e).0).collect();

@@ -13,15 +13,21 @@ fn master_killed_while_jobs_run_on_two_workers_loses_nothing_and_runs_nothing_tw
         fixed_port: true,
         ..MasterOpts::default()
     });
+    // 2 × 12 cores, both connected before anything is submitted: 24 jobs
+    // running, twelve on each worker, and the other six waiting in the
+    // workers' queues when the master dies.
+    c.add_worker("a", 12);
+    c.add_worker("b", 12);
+    c.wait_holders(2, Duration::from_secs(30));
     let runs = c.path("runs.log");
     // Each job logs its start and end to a shared file (so a second run of
-    // any job would show), and prints its batch name: four clusters of six.
+    // any job would show), and prints its batch name: five clusters of six.
     let script = format!(
         "echo \"start $0\" >> {r}; sleep 4; echo \"done $0\"; echo \"end $0\" >> {r}",
         r = runs.display()
     );
     let mut clusters = Vec::new();
-    for k in 0..4 {
+    for k in 0..5 {
         let batch = format!("batch-{k}");
         let cl = c.submit(
             6,
@@ -30,19 +36,16 @@ fn master_killed_while_jobs_run_on_two_workers_loses_nothing_and_runs_nothing_tw
         );
         clusters.push((cl, batch));
     }
-    // 2 × 6 cores: two waves of twelve, six on each worker at a time.
-    c.add_worker("a", 6);
-    c.add_worker("b", 6);
     let before = c.wait_until(
         Duration::from_secs(30),
-        "twelve jobs running, six on each worker",
+        "24 jobs running, twelve on each worker",
         |jobs| {
             let on = |w: &str| {
                 jobs.iter()
                     .filter(|j| j.status == RUNNING && j.holder.as_deref() == Some(w))
                     .count()
             };
-            jobs.len() == 24 && on("a") == 6 && on("b") == 6
+            jobs.len() == 30 && on("a") == 12 && on("b") == 12
         },
     );
     for j in &before {
@@ -54,7 +57,7 @@ fn master_killed_while_jobs_run_on_two_workers_loses_nothing_and_runs_nothing_tw
     c.restart_master();
 
     let jobs = c.wait_all_completed(Duration::from_secs(90));
-    assert_eq!(jobs.len(), 24);
+    assert_eq!(jobs.len(), 30);
     for j in &jobs {
         assert_eq!(j.status, COMPLETED, "{:#}", j.raw);
         assert_eq!(
@@ -85,7 +88,7 @@ fn master_killed_while_jobs_run_on_two_workers_loses_nothing_and_runs_nothing_tw
             assert_eq!(n, 6, "{what} {batch} logged {n} times:\n{log}");
         }
     }
-    assert_eq!(log.lines().count(), 48, "{log}");
+    assert_eq!(log.lines().count(), 60, "{log}");
 
     // The journal agrees: one dispatch and one completion per job.
     let status = c.stop_master();
@@ -107,7 +110,7 @@ fn master_killed_while_jobs_run_on_two_workers_loses_nothing_and_runs_nothing_tw
         }
     }
     assert_eq!(master_starts, 2, "two master starts in the journal");
-    assert_eq!(per_job.len(), 24, "{per_job:?}");
+    assert_eq!(per_job.len(), 30, "{per_job:?}");
     for (id, kinds) in &per_job {
         assert_eq!(kinds.get("JobDispatched"), Some(&1), "job {id}: {kinds:?}");
         assert_eq!(kinds.get("JobCompleted"), Some(&1), "job {id}: {kinds:?}");
@@ -116,5 +119,5 @@ fn master_killed_while_jobs_run_on_two_workers_loses_nothing_and_runs_nothing_tw
     let j = c.journal.display().to_string();
     let v = c.run_ok(&["journal", "verify", "--journal", &j]);
     assert!(v.stdout.starts_with("ok:"), "{v}");
-    assert!(v.stdout.contains("24 completed"), "{v}");
+    assert!(v.stdout.contains("30 completed"), "{v}");
 }

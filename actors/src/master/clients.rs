@@ -46,6 +46,7 @@ impl Master {
         // Every job asks for at least one core: dispatch relies on it.
         spec.request.cores = spec.request.cores.max(1);
         let cluster = ClusterId(self.table.last_cluster().0 + 1);
+        self.remember_blob(hash.clone(), executable.clone());
         let blobs = match self.store.has_blob(&hash) {
             Ok(true) => vec![],
             _ => vec![(hash, executable)],

@@ -38,21 +38,39 @@ impl Master {
     /// Picks idle jobs for the named holders (those connected and with room),
     /// applies the dispatch events to the table, and returns them with the
     /// frames to deliver once they are durable.
+    ///
+    /// Two rounds: first every holder's free *slots* (its real resources),
+    /// so work spreads over idle holders before any queues; then their
+    /// queues (resources × depth), so each has its next job at hand.
     pub(crate) fn plan_dispatch(&mut self, names: Vec<String>) -> (Vec<Event>, Deliveries) {
-        let now = now_ms();
         let mut events = Vec::new();
         let mut deliveries = Vec::new();
-        if self.table.counts().idle == 0 {
-            return (events, deliveries);
+        for queue in [false, true] {
+            if self.table.counts().idle == 0 {
+                break;
+            }
+            self.plan_round(&names, queue, &mut events, &mut deliveries);
         }
+        (events, deliveries)
+    }
+
+    fn plan_round(
+        &mut self,
+        names: &[String],
+        queue: bool,
+        events: &mut Vec<Event>,
+        deliveries: &mut Deliveries,
+    ) {
+        let now = now_ms();
         for name in names {
-            let Some(h) = self.holders.get(&name) else {
+            let Some(h) = self.holders.get(name) else {
                 continue;
             };
             let Some(ob) = h.outbox.clone().filter(|o| !o.is_closed()) else {
                 continue;
             };
-            let free = h.capacity.minus(&self.table.used_on(&name));
+            let limit = if queue { h.capacity } else { h.resources };
+            let free = limit.minus(&self.table.used_on(name));
             let picks = self.table.pick_idle_within(free, h.resources, MAX_PER_PASS);
             if picks.is_empty() {
                 continue;
@@ -66,16 +84,17 @@ impl Master {
                     .expect("picked from it")
                     .spec)
                     .clone();
-                let h = self.holders.get_mut(&name).expect("listed");
-                let executable = if h.blobs_sent.contains(&spec.executable) {
+                let sent = self.holders[name].blobs_sent.contains(&spec.executable);
+                let executable = if sent {
                     None
                 } else {
-                    match self.store.blob(&spec.executable) {
-                        Ok(Some(b)) => {
+                    match self.blob(&spec.executable) {
+                        Some(b) => {
+                            let h = self.holders.get_mut(name).expect("listed");
                             h.blobs_sent.insert(spec.executable.clone());
                             Some(b)
                         }
-                        _ => {
+                        None => {
                             tracing::error!(%job, hash = %spec.executable, "executable missing from the journal's blobs");
                             None
                         }
@@ -99,7 +118,17 @@ impl Master {
             }
             deliveries.push((ob, assignments));
         }
-        (events, deliveries)
+    }
+
+    /// An executable's bytes: from memory if submitted recently (its write
+    /// to the journal may still be in flight), else from the journal.
+    fn blob(&mut self, hash: &str) -> Option<Vec<u8>> {
+        if let Some(b) = self.blobs.get(hash) {
+            return Some(b.clone());
+        }
+        let b = self.store.blob(hash).ok().flatten()?;
+        self.remember_blob(hash.to_string(), b.clone());
+        Some(b)
     }
 }
 

@@ -140,7 +140,7 @@ impl Master {
             }
         });
         if !results.is_empty() {
-            self.on_finished_from(ctx, &name, outbox, results);
+            self.on_finished_from(&name, outbox, results);
         }
         self.schedule_dispatch(ctx);
     }
@@ -152,6 +152,10 @@ impl Master {
         let mut events = Vec::new();
         let mut kills = Vec::new();
         for s in started {
+            if self.completed_by(s.job, s.attempt) {
+                // A late start report of a job that already finished.
+                continue;
+            }
             if !self.is_current(name, s.job, s.attempt) {
                 kills.push(Attempt {
                     job: s.job,
@@ -175,98 +179,60 @@ impl Master {
         }
     }
 
-    pub(crate) fn on_finished(
-        &mut self,
-        ctx: &mut Context<Self>,
-        name: &str,
-        conn: u64,
-        results: Vec<JobResult>,
-    ) {
+    pub(crate) fn on_finished(&mut self, name: &str, conn: u64, results: Vec<JobResult>) {
         if !self.touch(name, conn) {
             return;
         }
         let Some(ob) = self.outbox_of(name) else {
             return;
         };
-        self.on_finished_from(ctx, name, ob, results);
+        self.on_finished_from(name, ob, results);
     }
 
-    /// Results from `name`: the job's files are written first (so a crash
-    /// between the two loses nothing: the holder resends, the files are
-    /// rewritten), then the completion is journaled, then acknowledged.
-    fn on_finished_from(
-        &mut self,
-        ctx: &mut Context<Self>,
-        name: &str,
-        ob: Outbox<FromMaster>,
-        results: Vec<JobResult>,
-    ) {
-        let mut acks = Vec::new();
-        let mut plain = Vec::new();
-        for r in results {
-            if !self.is_current(name, r.job, r.attempt) {
-                // Stale, duplicate or unknown: the holder may forget it.
-                acks.push(Attempt {
-                    job: r.job,
-                    attempt: r.attempt,
-                });
-                continue;
-            }
-            let spec = self.table.cluster(r.job.cluster).map(|c| c.spec.clone());
-            match spec {
-                Some(spec) if spec.output.is_some() || spec.error.is_some() => {
-                    let write = WriteJobFiles {
-                        stdout: spec.output_path(r.job).map(|p| (p, r.stdout.clone())),
-                        stderr: spec.error_path(r.job).map(|p| (p, r.stderr.clone())),
-                    };
-                    let name = name.to_string();
-                    let ob = ob.clone();
-                    ctx.spawn(self.files.send(write).into_actor(self).map(
-                        move |res, act, _ctx| {
-                            if let Ok(Err(e)) = res {
-                                tracing::warn!(job = %r.job, "job files not written: {e}");
-                            }
-                            act.record_results(&name, &ob, vec![r], vec![]);
-                        },
-                    ));
-                }
-                _ => plain.push(r),
-            }
-        }
-        self.record_results(name, &ob, plain, acks);
-    }
-
-    fn record_results(
-        &mut self,
-        name: &str,
-        ob: &Outbox<FromMaster>,
-        results: Vec<JobResult>,
-        mut acks: Vec<Attempt>,
-    ) {
+    /// Results from `name`. The completion is applied and journaled at once
+    /// (so the table never shows a finished job still running); once it is
+    /// durable the job's output and error files are written, and only then
+    /// is the result acknowledged. A crash in between loses nothing: the
+    /// holder resends the unacknowledged result, and a result for the attempt
+    /// that already completed the job gets its files written again.
+    fn on_finished_from(&mut self, name: &str, ob: Outbox<FromMaster>, results: Vec<JobResult>) {
         let now = now_ms();
         let mut events = Vec::new();
+        let mut acks = Vec::new();
+        let mut files = Vec::new();
         for r in results {
             acks.push(Attempt {
                 job: r.job,
                 attempt: r.attempt,
             });
-            // Re-checked: the job may have been removed while files were written.
-            if !self.is_current(name, r.job, r.attempt) {
-                continue;
+            let current = self.is_current(name, r.job, r.attempt);
+            if !current && !self.completed_by(r.job, r.attempt) {
+                continue; // stale or unknown: the holder may forget it
             }
-            events.push(match r.outcome {
-                Outcome::FailedToStart { reason } => Event::JobHeld {
-                    job: r.job,
-                    reason: format!("failed to start on {name}: {reason}"),
-                    at: now,
-                },
-                outcome => Event::JobCompleted {
-                    job: r.job,
-                    attempt: r.attempt,
-                    outcome,
-                    at: r.ended_at.max(1),
-                },
-            });
+            if let Some(c) = self.table.cluster(r.job.cluster) {
+                let spec = &c.spec;
+                if spec.output.is_some() || spec.error.is_some() {
+                    files.push(WriteJobFiles {
+                        stdout: spec.output_path(r.job).map(|p| (p, r.stdout.clone())),
+                        stderr: spec.error_path(r.job).map(|p| (p, r.stderr.clone())),
+                    });
+                }
+            }
+            if current {
+                events.push(match r.outcome {
+                    Outcome::FailedToStart { reason } => Event::JobHeld {
+                        job: r.job,
+                        reason: format!("failed to start on {name}: {reason}"),
+                        at: now,
+                    },
+                    outcome => Event::JobCompleted {
+                        job: r.job,
+                        attempt: r.attempt,
+                        outcome,
+                        at: r.ended_at.max(1),
+                    },
+                });
+            }
         }
         if acks.is_empty() {
             return;
@@ -278,11 +244,28 @@ impl Master {
         }
         let (mut dispatched, deliveries) = self.plan_dispatch(vec![name.to_string()]);
         events.append(&mut dispatched);
-        let ob = ob.clone();
+        let writer = self.files.clone();
         self.commit_applied(events, move || {
-            ob.deliver(FromMaster::Ack(acks));
             super::dispatch::deliver(deliveries);
+            let ack = move || {
+                ob.deliver(FromMaster::Ack(acks));
+            };
+            if files.is_empty() {
+                ack();
+            } else {
+                // One message per result batch, and batches are bounded by
+                // what was dispatched, so the file writers' queue is too.
+                writer.do_send(WriteJobFiles::batch(files, Box::new(ack)));
+            }
         });
+    }
+
+    /// Whether `attempt` is the one that completed `job` (a result resent
+    /// after a crash, or after its acknowledgement was lost).
+    fn completed_by(&self, job: JobId, attempt: u32) -> bool {
+        self.table.job(job).is_some_and(|r| {
+            matches!(r.job.state, JobState::Completed { .. }) && r.job.attempts == attempt
+        })
     }
 
     /// Requeues (or, with its attempts spent, holds) every job of holders

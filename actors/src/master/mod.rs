@@ -78,6 +78,10 @@ pub struct Master {
     pub(crate) writer: Writer,
     pub(crate) holders: HashMap<String, HolderRt>,
     pub(crate) files: Addr<JobFiles>,
+    /// Executables recently submitted or sent, by hash. A submission's
+    /// executable is dispatched from here: its write to the journal may still
+    /// be in flight when the first job of the cluster goes out.
+    pub(crate) blobs: HashMap<String, Vec<u8>>,
     since_snapshot: u64,
     pub(crate) dispatch_scheduled: bool,
 }
@@ -135,6 +139,7 @@ impl Master {
             writer,
             holders: HashMap::new(),
             files,
+            blobs: HashMap::new(),
             since_snapshot: r.replayed,
             dispatch_scheduled: false,
         };
@@ -173,6 +178,16 @@ impl Master {
         if self.since_snapshot >= self.cfg.snapshot_every {
             self.snapshot();
         }
+    }
+
+    /// Keeps an executable in memory, within a bound (pilots use few
+    /// distinct executables; the journal has them all).
+    pub(crate) fn remember_blob(&mut self, hash: String, bytes: Vec<u8>) {
+        const MAX_BLOBS: usize = 64;
+        if self.blobs.len() >= MAX_BLOBS {
+            self.blobs.clear();
+        }
+        self.blobs.insert(hash, bytes);
     }
 
     /// Like `commit`, for events the caller has already applied.
@@ -280,7 +295,7 @@ impl Handler<FromSession> for Master {
             }
             (Role::Worker | Role::Foreman, ToMaster::Started(s)) => self.on_started(&name, conn, s),
             (Role::Worker | Role::Foreman, ToMaster::Finished(r)) => {
-                self.on_finished(ctx, &name, conn, r)
+                self.on_finished(&name, conn, r)
             }
             (
                 _,

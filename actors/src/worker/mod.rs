@@ -372,9 +372,6 @@ impl Worker {
             self.pending_finished.clear();
             return;
         };
-        if !self.pending_started.is_empty() {
-            ob.deliver(ToMaster::Started(std::mem::take(&mut self.pending_started)));
-        }
         // Results can be large (64 MiB streams): keep frames under the limit.
         let mut batch = Vec::new();
         let mut size = 0usize;
@@ -389,6 +386,15 @@ impl Worker {
         }
         if !batch.is_empty() {
             ob.deliver(ToMaster::Finished(batch));
+        }
+        // After the results: the master frees a slot before it hears that
+        // the job queued behind it started in it. A job that already
+        // finished needs no start report: its result says it all.
+        let results = &self.results;
+        self.pending_started
+            .retain(|s| !results.contains_key(&(s.job, s.attempt)));
+        if !self.pending_started.is_empty() {
+            ob.deliver(ToMaster::Started(std::mem::take(&mut self.pending_started)));
         }
     }
 }
