@@ -40,6 +40,9 @@ impl Store {
             // Our writer flushes every group explicitly; sled's own periodic
             // flush would only add I/O.
             .flush_every_ms(None)
+            // The journal is read once, at start-up; what a master needs in
+            // memory is its table, not sled's page cache (default 1 GB).
+            .cache_capacity(64 * 1024 * 1024)
             .open()
             .map_err(|e| {
                 let reason = e.to_string();
@@ -166,6 +169,15 @@ impl Store {
             self.db.flush()?;
         }
         Ok(stale.len())
+    }
+
+    /// Deletes all but the newest `keep` snapshots.
+    pub(crate) fn prune_snapshots(&self, keep: usize) -> Result<(), JournalError> {
+        let keys: Vec<sled::IVec> = self.snapshots.iter().keys().collect::<Result<_, _>>()?;
+        for k in keys.iter().take(keys.len().saturating_sub(keep)) {
+            self.snapshots.remove(k)?;
+        }
+        Ok(())
     }
 
     pub fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, JournalError> {

@@ -36,6 +36,11 @@ enum Op {
     },
 }
 
+/// Snapshots kept: the newest, and one before it in case the newest turns
+/// out unreadable. Older ones only cost space (they are a cache; the events
+/// stay the record).
+const KEEP_SNAPSHOTS: usize = 2;
+
 /// Most events written in one group: bounds the latency one group adds.
 const MAX_GROUP_EVENTS: usize = 20_000;
 
@@ -166,6 +171,7 @@ fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
                         store
                             .snapshots
                             .insert((next_seq - 1).to_be_bytes(), bytes.as_slice())?;
+                        store.prune_snapshots(KEEP_SNAPSHOTS)?;
                     }
                     Op::Barrier { .. } => {}
                 }

@@ -140,7 +140,8 @@ const CUT_MARKER: &str = "\n[pilotq: output cut here: it exceeded the cap of {ca
 /// Reads a stream to its end, keeping the first `cap` bytes.
 async fn read_capped(mut r: impl tokio::io::AsyncRead + Unpin, cap: usize) -> Vec<u8> {
     let mut kept = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    // Most jobs print little: start small, the reads grow it as needed.
+    let mut buf = vec![0u8; 8 * 1024];
     let mut total = 0usize;
     loop {
         match r.read(&mut buf).await {

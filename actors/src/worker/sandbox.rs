@@ -43,6 +43,11 @@ impl Sandboxes {
     }
 }
 
+/// Whether a sandbox is empty (a quick check, fine on the actor's thread).
+pub fn is_empty(p: &Path) -> bool {
+    std::fs::read_dir(p).is_ok_and(|mut entries| entries.next().is_none())
+}
+
 /// Empties a used sandbox (blocking I/O: call off the actor's thread).
 /// Returns whether it is empty and may be reused.
 pub fn empty(p: &Path) -> bool {
