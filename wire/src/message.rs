@@ -112,7 +112,12 @@ pub struct Started {
 pub struct Assignment {
     pub job: JobId,
     pub attempt: u32,
-    pub spec: JobSpec,
+    /// The cluster's spec, sent with the first job of the cluster on this
+    /// connection; `None` afterwards (the holder keeps it by cluster). A
+    /// cluster of thousands of jobs costs one spec per connection, not one per
+    /// job.
+    #[serde(default)]
+    pub spec: Option<JobSpec>,
     /// The executable's bytes, sent the first time this connection needs this
     /// hash; afterwards the holder's cache serves it.
     #[serde(with = "serde_bytes", default)]

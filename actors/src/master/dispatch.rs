@@ -78,13 +78,15 @@ impl Master {
             let mut assignments = Vec::with_capacity(picks.len());
             for job in picks {
                 let attempt = self.table.job(job).map(|r| r.job.attempts + 1).unwrap_or(1);
-                let spec = (*self
+                let spec = self
                     .table
                     .cluster(job.cluster)
                     .expect("picked from it")
-                    .spec)
+                    .spec
                     .clone();
-                let sent = self.holders[name].blobs_sent.contains(&spec.executable);
+                let h = &self.holders[name];
+                let sent = h.blobs_sent.contains(&spec.executable);
+                let spec_sent = h.specs_sent.contains(&job.cluster);
                 let executable = if sent {
                     None
                 } else {
@@ -109,10 +111,14 @@ impl Master {
                 // Applied now so the next pick sees it.
                 self.table.apply(&e);
                 events.push(e);
+                if !spec_sent {
+                    let h = self.holders.get_mut(name).expect("listed");
+                    h.specs_sent.insert(job.cluster);
+                }
                 assignments.push(Assignment {
                     job,
                     attempt,
-                    spec,
+                    spec: (!spec_sent).then(|| (*spec).clone()),
                     executable,
                 });
             }

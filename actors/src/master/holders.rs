@@ -39,6 +39,7 @@ impl Master {
                     capacity: Resources::default(),
                     last_seen: now,
                     blobs_sent: HashSet::new(),
+                    specs_sent: HashSet::new(),
                 },
             );
         }
@@ -80,6 +81,7 @@ impl Master {
                 capacity: resources.times(depth.clamp(1, 64)),
                 last_seen: Instant::now(),
                 blobs_sent: HashSet::new(),
+                specs_sent: HashSet::new(),
             },
         );
 

@@ -69,6 +69,8 @@ pub(crate) struct HolderRt {
     pub last_seen: Instant,
     /// Executables this connection already received.
     pub blobs_sent: HashSet<String>,
+    /// Clusters whose spec this connection already received.
+    pub specs_sent: HashSet<pilotq_wire::ClusterId>,
 }
 
 pub struct Master {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 pub struct BlobCache {
     dir: PathBuf,
+    /// Hashes known to be on disk: saves a `stat` per job.
+    known: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl BlobCache {
@@ -15,6 +17,7 @@ impl BlobCache {
         std::fs::create_dir_all(dir)?;
         Ok(BlobCache {
             dir: dir.to_path_buf(),
+            known: Default::default(),
         })
     }
 
@@ -23,7 +26,14 @@ impl BlobCache {
     }
 
     pub fn has(&self, hash: &str) -> bool {
-        valid_hash(hash) && self.path(hash).is_file()
+        if self.known.borrow().contains(hash) {
+            return true;
+        }
+        let there = valid_hash(hash) && self.path(hash).is_file();
+        if there {
+            self.known.borrow_mut().insert(hash.to_string());
+        }
+        there
     }
 
     /// Stores `bytes` under `hash` after checking they match it.

@@ -24,17 +24,25 @@ use cache::BlobCache;
 use futures::StreamExt;
 use pilotq_wire::message::{Assignment, Attempt, Started};
 use pilotq_wire::{
-    FrameCodec, FrameError, FromMaster, Holding, HoldingState, JobId, JobResult, Outcome,
-    Resources, Role, ToMaster,
+    ClusterId, FrameCodec, FrameError, FromMaster, Holding, HoldingState, JobId, JobResult,
+    JobSpec, Outcome, Resources, Role, ToMaster,
 };
 use rand::Rng;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// A job assigned to this worker, waiting for free resources.
+struct Queued {
+    job: JobId,
+    attempt: u32,
+    spec: Arc<JobSpec>,
+}
 
 struct RunningJob {
     attempt: u32,
@@ -56,7 +64,9 @@ pub struct Worker {
     /// Resources taken by running jobs.
     used: Resources,
     /// Assigned jobs waiting for free resources (up to depth × resources).
-    queue: VecDeque<Assignment>,
+    queue: VecDeque<Queued>,
+    /// Specs received on this connection, by cluster.
+    specs: HashMap<ClusterId, Arc<JobSpec>>,
     /// Results not yet acknowledged.
     results: HashMap<(JobId, u32), JobResult>,
     pending_started: Vec<Started>,
@@ -88,6 +98,7 @@ impl Worker {
             running: HashMap::new(),
             used: Resources::default(),
             queue: VecDeque::new(),
+            specs: HashMap::new(),
             results: HashMap::new(),
             pending_started: Vec::new(),
             pending_finished: Vec::new(),
@@ -138,6 +149,8 @@ impl Worker {
         let (read, write) = parts.io.into_split();
         self.generation += 1;
         let gen = self.generation;
+        // Specs are sent once per cluster per connection.
+        self.specs.clear();
         let outbox = Outbox::start(
             write,
             FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
@@ -203,11 +216,25 @@ impl Worker {
             if self.holds(a.job, a.attempt) {
                 continue; // a duplicate of what we already hold
             }
-            let hash = &a.spec.executable;
-            let ready = match &a.executable {
-                Some(bytes) => self.cache.put(hash, bytes),
-                None if self.cache.has(hash) => Ok(()),
-                None => Err(format!("executable {hash} was not sent and is not cached")),
+            let spec = match a.spec {
+                Some(s) => {
+                    let s = Arc::new(s);
+                    self.specs.insert(a.job.cluster, s.clone());
+                    Some(s)
+                }
+                None => self.specs.get(&a.job.cluster).cloned(),
+            };
+            let ready = match (&spec, &a.executable) {
+                (None, _) => Err(format!(
+                    "the spec of cluster {} was not sent",
+                    a.job.cluster
+                )),
+                (Some(s), Some(bytes)) => self.cache.put(&s.executable, bytes),
+                (Some(s), None) if self.cache.has(&s.executable) => Ok(()),
+                (Some(s), None) => Err(format!(
+                    "executable {} was not sent and is not cached",
+                    s.executable
+                )),
             };
             if let Err(reason) = ready {
                 let now = pilotq_journal::now_ms();
@@ -225,7 +252,12 @@ impl Worker {
                 );
                 continue;
             }
-            self.queue.push_back(a);
+            let spec = spec.expect("checked above");
+            self.queue.push_back(Queued {
+                job: a.job,
+                attempt: a.attempt,
+                spec,
+            });
         }
         self.start_queued(ctx);
     }
