@@ -12,10 +12,12 @@
 //! | [`machine`] | what this machine has: cores, memory, disk (worker defaults) |
 //! | [`signals`] | waiting for SIGINT/SIGTERM |
 //! | [`commands`] | one module per subcommand |
+//! | [`condor`] | HTCondor's languages: ClassAd expressions (constraints, custom attributes) |
 
 pub mod cli;
 pub mod client_opts;
 pub mod commands;
+pub mod condor;
 pub mod logging;
 pub mod machine;
 pub mod signals;

@@ -1,0 +1,3 @@
+//! The HTCondor-compatible face's own languages: ClassAd expressions (and submit descriptions).
+mod quoting;
+pub mod submit_description;
