@@ -57,4 +57,8 @@ pub enum HoldingState {
         started_at: u64,
     },
     Finished(JobResult),
+    /// Finished; the result follows in `Finished` frames right after the
+    /// registration (results carry output and can be large, so they are
+    /// never packed into the one `Register` frame).
+    ResultFollows,
 }

@@ -88,7 +88,6 @@ impl Master {
         let now = now_ms();
         let mut events = Vec::new();
         let mut kills = Vec::new();
-        let mut acks = Vec::new();
         let mut results = Vec::new();
         let mut reported: HashSet<JobId> = HashSet::new();
         for h in holdings {
@@ -113,12 +112,12 @@ impl Master {
                     job: h.job,
                     attempt: h.attempt,
                 }),
-                (HoldingState::Finished(r), true) => results.push(r),
-                // A stale or already recorded result: nothing to keep.
-                (HoldingState::Finished(r), false) => acks.push(Attempt {
-                    job: r.job,
-                    attempt: r.attempt,
-                }),
+                // Current, already recorded, or stale: `on_finished_from`
+                // tells them apart.
+                (HoldingState::Finished(r), _) => results.push(r),
+                // Reclaimed until its result arrives (or, if stale, acked
+                // as such when it does).
+                (HoldingState::ResultFollows, _) => {}
             }
         }
         // Jobs we think are out on this holder but that it does not hold were
@@ -135,12 +134,7 @@ impl Master {
         if !kills.is_empty() {
             outbox.deliver(FromMaster::Kill(kills));
         }
-        let ob = outbox.clone();
-        self.commit(events, vec![], move || {
-            if !acks.is_empty() {
-                ob.deliver(FromMaster::Ack(acks));
-            }
-        });
+        self.commit(events, vec![], || {});
         if !results.is_empty() {
             self.on_finished_from(&name, outbox, results);
         }

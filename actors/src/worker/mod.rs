@@ -81,6 +81,16 @@ struct Incoming(u64, Option<Result<FromMaster, FrameError>>);
 
 impl Worker {
     pub fn new(mut cfg: WorkerConfig) -> std::io::Result<Worker> {
+        // One result (both streams) must fit in one frame.
+        let fits = (cfg.max_frame / 2).saturating_sub(64 * 1024);
+        if cfg.output_cap > fits {
+            tracing::warn!(
+                output_cap = cfg.output_cap,
+                max_frame = cfg.max_frame,
+                "captured output capped at {fits} bytes per stream so that a result fits in one frame; raise --max-frame (here and on the master) for more"
+            );
+            cfg.output_cap = fits;
+        }
         std::fs::create_dir_all(&cfg.workdir)?;
         // Jobs run with their sandbox as working directory: every path we
         // hand them must be absolute.
@@ -177,6 +187,9 @@ impl Worker {
         });
         self.outbox = Some(outbox);
         self.backoff = BACKOFF_MIN;
+        // Results not yet acknowledged follow, in frames of bounded size.
+        self.pending_finished = self.results.values().cloned().collect();
+        self.schedule_flush(ctx);
     }
 
     fn holdings(&self) -> Vec<Holding> {
@@ -195,7 +208,7 @@ impl Worker {
         let done = self.results.values().map(|r| Holding {
             job: r.job,
             attempt: r.attempt,
-            state: HoldingState::Finished(r.clone()),
+            state: HoldingState::ResultFollows,
         });
         running.chain(queued).chain(done).collect()
     }
