@@ -11,6 +11,19 @@ impl Actor for JobFiles {
     type Context = SyncContext<Self>;
 }
 
+/// Job event log entries to append (see `user_log`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AppendUserLog(pub Vec<crate::user_log::Write1>);
+
+impl Handler<AppendUserLog> for JobFiles {
+    type Result = ();
+
+    fn handle(&mut self, m: AppendUserLog, _ctx: &mut SyncContext<Self>) {
+        crate::user_log::append(&m.0);
+    }
+}
+
 /// One job's files.
 pub struct WriteJobFiles {
     pub stdout: Option<(String, Vec<u8>)>,

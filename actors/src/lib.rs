@@ -10,6 +10,7 @@
 //! | [`session`] | one actor per accepted connection: handshake, then requests to the master |
 //! | [`outbox`] | a connection's sending half: bounded queue, writer task, slow peers cut |
 //! | [`files`] | writing jobs' output and error files, off the master's thread |
+//! | [`user_log`] | HTCondor's job event log (`log = path`): what to write, and writing it |
 //! | [`worker`] | the worker actor, its process executor and executable cache |
 //! | [`connect`] | the peer side of the handshake (workers, clients) |
 //! | [`client`] | a short-lived client: submit, query, remove, status |
@@ -21,6 +22,7 @@ pub mod files;
 pub mod master;
 pub mod outbox;
 pub mod session;
+pub mod user_log;
 pub mod worker;
 
 pub use client::Client;

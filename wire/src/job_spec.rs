@@ -48,8 +48,12 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// Expands HTCondor's per-job macros in a path template.
+    /// Expands HTCondor's per-job macros (in paths, arguments, environment
+    /// values). Text without a `$(` is returned as is, cheaply.
     pub fn expand(template: &str, job: JobId) -> String {
+        if !template.contains("$(") {
+            return template.to_string();
+        }
         let cluster = job.cluster.0.to_string();
         let proc = job.proc.to_string();
         template

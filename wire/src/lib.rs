@@ -13,6 +13,7 @@
 //! | [`handshake`] | `Hello`, the protocol version and the mutual HMAC-SHA256 shared-secret proof |
 //! | [`codec`] | the frame codec: 4-byte big-endian length + named msgpack, bounded size |
 //! | [`status`] | `JobStatus`, HTCondor's numeric job states as clients see them |
+//! | [`time_format`] | dates as HTCondor prints them (UTC) |
 //!
 //! Encoding rule (see CRATES.md): everything is msgpack with field names
 //! (`rmp_serde::to_vec_named`) so that a field added later with
@@ -26,6 +27,7 @@ pub mod message;
 pub mod outcome;
 pub mod resources;
 pub mod status;
+pub mod time_format;
 
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME};
 pub use handshake::{Hello, Role, Secret, PROTOCOL_VERSION};

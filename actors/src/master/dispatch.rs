@@ -32,7 +32,7 @@ impl Master {
             return;
         }
         // Already applied by the plan; hand them to the journal only.
-        self.commit_applied(events, move || deliver(deliveries));
+        self.commit_applied(events, vec![], move || deliver(deliveries));
     }
 
     /// Picks idle jobs for the named holders (those connected and with room),

@@ -235,13 +235,14 @@ impl Master {
         }
         // The freed resources are refilled in the same journal append as the
         // results: one flush per round trip instead of two.
+        let logs = crate::user_log::entries_for(&self.table, &events, &self.host);
         for e in &events {
             self.table.apply(e);
         }
         let (mut dispatched, deliveries) = self.plan_dispatch(vec![name.to_string()]);
         events.append(&mut dispatched);
         let writer = self.files.clone();
-        self.commit_applied(events, move || {
+        self.commit_applied(events, logs, move || {
             super::dispatch::deliver(deliveries);
             let ack = move || {
                 ob.deliver(FromMaster::Ack(acks));

@@ -23,9 +23,10 @@ mod dispatch;
 mod holders;
 
 use crate::config::MasterConfig;
-use crate::files::JobFiles;
+use crate::files::{AppendUserLog, JobFiles};
 use crate::outbox::Outbox;
 use crate::session::{Session, SessionSettings};
+use crate::user_log;
 use actix::prelude::*;
 use pilotq_journal::{replay, snapshot, Event, JournalError, Store, Table, Writer};
 use pilotq_wire::{FromMaster, Resources, Role, ToMaster};
@@ -80,6 +81,11 @@ pub struct Master {
     pub(crate) writer: Writer,
     pub(crate) holders: HashMap<String, HolderRt>,
     pub(crate) files: Addr<JobFiles>,
+    /// Job event logs, on one thread of their own: a job's events must reach
+    /// its log in order.
+    user_logs: Addr<JobFiles>,
+    /// How the master names itself in job event logs.
+    pub(crate) host: String,
     /// Executables recently submitted or sent, by hash. A submission's
     /// executable is dispatched from here: its write to the journal may still
     /// be in flight when the first job of the cluster goes out.
@@ -141,6 +147,8 @@ impl Master {
             writer,
             holders: HashMap::new(),
             files,
+            user_logs: SyncArbiter::start(1, || JobFiles),
+            host: addr.to_string(),
             blobs: HashMap::new(),
             since_snapshot: r.replayed,
             dispatch_scheduled: false,
@@ -171,12 +179,43 @@ impl Master {
         blobs: Vec<(String, Vec<u8>)>,
         then: impl FnOnce() + Send + 'static,
     ) {
+        let logs = user_log::entries_for(&self.table, &events, &self.host);
         for e in &events {
             self.table.apply(e);
         }
+        self.append(events, blobs, logs, then);
+    }
+
+    /// Like `commit`, for events the caller has already applied; `logs` are
+    /// their job event log entries, taken before they were applied.
+    pub(crate) fn commit_applied(
+        &mut self,
+        events: Vec<Event>,
+        logs: Vec<user_log::Write1>,
+        then: impl FnOnce() + Send + 'static,
+    ) {
+        self.append(events, vec![], logs, then);
+    }
+
+    fn append(
+        &mut self,
+        events: Vec<Event>,
+        blobs: Vec<(String, Vec<u8>)>,
+        logs: Vec<user_log::Write1>,
+        then: impl FnOnce() + Send + 'static,
+    ) {
         self.since_snapshot += events.len() as u64;
+        let user_logs = self.user_logs.clone();
+        let durable = move || {
+            if !logs.is_empty() {
+                // One per append, and appends are bounded by the journal's
+                // queue, so this mailbox is too.
+                user_logs.do_send(AppendUserLog(logs));
+            }
+            then();
+        };
         self.writer
-            .append(events, blobs, Box::new(move |r| durable_or_die(r, then)));
+            .append(events, blobs, Box::new(move |r| durable_or_die(r, durable)));
         if self.since_snapshot >= self.cfg.snapshot_every {
             self.snapshot();
         }
@@ -190,20 +229,6 @@ impl Master {
             self.blobs.clear();
         }
         self.blobs.insert(hash, bytes);
-    }
-
-    /// Like `commit`, for events the caller has already applied.
-    pub(crate) fn commit_applied(
-        &mut self,
-        events: Vec<Event>,
-        then: impl FnOnce() + Send + 'static,
-    ) {
-        self.since_snapshot += events.len() as u64;
-        self.writer
-            .append(events, vec![], Box::new(move |r| durable_or_die(r, then)));
-        if self.since_snapshot >= self.cfg.snapshot_every {
-            self.snapshot();
-        }
     }
 
     /// Runs `then` once everything committed so far is durable: for answers

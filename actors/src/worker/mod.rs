@@ -320,8 +320,20 @@ impl Worker {
                 attempt: a.attempt,
                 executable: self.cache.path(&a.spec.executable),
                 cmd: a.spec.cmd.clone(),
-                arguments: a.spec.arguments.clone(),
-                environment: a.spec.environment.clone(),
+                // `$(Cluster)` and `$(Process)` in arguments and environment
+                // values are per job: one spec serves the whole cluster.
+                arguments: a
+                    .spec
+                    .arguments
+                    .iter()
+                    .map(|s| JobSpec::expand(s, a.job))
+                    .collect(),
+                environment: a
+                    .spec
+                    .environment
+                    .iter()
+                    .map(|(k, v)| (k.clone(), JobSpec::expand(v, a.job)))
+                    .collect(),
                 sandbox: sandbox.clone(),
                 output_cap: self.cfg.output_cap,
             };
