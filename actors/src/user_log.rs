@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! 005 (012.003.000) 2026-11-22 04:50:14 Job terminated.
-//! 	(1) Normal termination (return value 3)
+//!     (1) Normal termination (return value 3)
 //! ...
 //! ```
 //! The master decides *what* to log (`entries_for`) on its own thread, cheaply;
