@@ -42,6 +42,10 @@ pub enum Command {
     },
     /// A master and local workers in one command; Ctrl-C stops them cleanly.
     Up(UpArgs),
+    /// Print the shell lines that put pilotq's condor_submit, condor_q,
+    /// condor_rm and condor_status first on PATH and point them at the
+    /// master: `eval "$(pilotq env)"`.
+    Env(EnvArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -184,6 +188,12 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
 }
 
 #[derive(Debug, Subcommand)]

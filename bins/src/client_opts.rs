@@ -37,6 +37,22 @@ impl SecretOpts {
 }
 
 impl ClientOpts {
+    /// For the `condor_*` commands, which parse HTCondor-style options by
+    /// hand: the master from `pool` (their `-pool HOST:PORT`), else
+    /// `PILOTQ_MASTER`, else the default; the secret from
+    /// `PILOTQ_PASSWORD_FILE`.
+    pub fn from_env(pool: Option<String>) -> ClientOpts {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        ClientOpts {
+            master: pool
+                .or_else(|| env("PILOTQ_MASTER"))
+                .unwrap_or_else(|| DEFAULT_MASTER.to_string()),
+            secret: SecretOpts {
+                password_file: env("PILOTQ_PASSWORD_FILE").map(PathBuf::from),
+            },
+        }
+    }
+
     pub async fn connect(&self) -> Result<Client> {
         let secret = self.secret.load()?;
         match Client::connect(&self.master, secret.as_ref(), DEFAULT_MAX_FRAME).await {

@@ -21,3 +21,11 @@ pub mod condor;
 pub mod logging;
 pub mod machine;
 pub mod signals;
+
+/// Die quietly on a closed pipe (`condor_q | head`) like other Unix tools.
+pub fn reset_sigpipe() {
+    // SAFETY: resetting a signal disposition, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -1,5 +1,6 @@
 //! One module per `pilotq` subcommand. Each returns the process exit code.
 
+pub mod env;
 pub mod journal;
 pub mod master;
 pub mod q;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             command: JournalCommand::Verify { journal },
         } => journal::verify(&journal),
         Command::Up(a) => up::run(a),
+        Command::Env(a) => env::run(a),
     }
 }
 
