@@ -16,7 +16,9 @@
 //! | [`Job`] | one object of `q --json`, typed |
 //! | [`RawConn`] | a raw TCP connection speaking length-prefixed msgpack frames |
 //! | [`event_kind`], [`event_job`] | reading `journal dump --json` lines |
-//! | [`free_port`], [`alive`], [`wait_for`], [`compact`], [`run_with_timeout`] | small utilities |
+//! | [`condor_bin`], [`Cluster::run_condor`], [`Cluster::condor_submit`] | the HTCondor face: `condor_*` binaries next to `pilotq`, run against the cluster's master |
+//! | [`Input`], [`run_with_input`] | what a client reads on stdin: nothing, a text, or a pipe left open |
+//! | [`free_port`], [`alive`], [`wait_for`], [`compact`], [`run_with_timeout`], [`current_user`] | small utilities |
 //!
 //! Tests live in `tests/tests/*.rs`, one file per area. Build the binaries
 //! first: `cargo build --bins && cargo test -p pilotq-tests`. A failing test
@@ -41,15 +43,20 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `pilotq` binary under test.
-pub fn bin() -> PathBuf {
-    let p = match std::env::var_os("PILOTQ_BIN") {
+/// Where `pilotq` is expected, whether or not it exists.
+fn pilotq_path() -> PathBuf {
+    match std::env::var_os("PILOTQ_BIN") {
         Some(p) => PathBuf::from(p),
         None => match std::env::var_os("CARGO_TARGET_DIR") {
             Some(t) => workspace_root().join(t).join("debug/pilotq"),
             None => workspace_root().join("target/debug/pilotq"),
         },
-    };
+    }
+}
+
+/// The `pilotq` binary under test.
+pub fn bin() -> PathBuf {
+    let p = pilotq_path();
     if !p.is_file() {
         panic!(
             "the pilotq binary {} does not exist: run `cargo build --bins` first (or set PILOTQ_BIN)",
@@ -57,6 +64,40 @@ pub fn bin() -> PathBuf {
         );
     }
     p
+}
+
+/// An HTCondor-compatible client (`condor_submit`, `condor_q`, `condor_rm`,
+/// `condor_status`): built by the `pilotq` package next to `pilotq` itself.
+/// A missing one fails the test; it is never a reason to skip.
+pub fn condor_bin(name: &str) -> PathBuf {
+    let pilotq = pilotq_path();
+    let p = pilotq
+        .parent()
+        .expect("the pilotq path has a directory")
+        .join(name);
+    if !p.is_file() {
+        panic!(
+            "the {name} binary {} does not exist: `cargo build --bins` must build it \
+             (the pilotq package provides condor_submit, condor_q, condor_rm and condor_status)",
+            p.display()
+        );
+    }
+    p
+}
+
+/// The Unix user running the tests: HTCondor's `Owner` of what they submit.
+pub fn current_user() -> String {
+    // SAFETY: getpwuid returns a pointer into static storage or null; the
+    // name is copied out at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if !pw.is_null() && !(*pw).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    panic!("the current uid has no passwd entry")
 }
 
 /// A port that was free a moment ago (for masters that must restart on the
@@ -305,6 +346,7 @@ pub const COMPLETED: u64 = 4;
 pub const HELD: u64 = 5;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+static SUBMIT_FILES: AtomicU32 = AtomicU32::new(0);
 
 /// One test's world: a temporary directory holding the journal, the workers'
 /// scratch space, the logs and the jobs' output; a master; workers.
@@ -530,6 +572,88 @@ impl Cluster {
             panic!("`pilotq {}` failed\n{out}\n{}", args.join(" "), self.diag());
         }
         out
+    }
+
+    /// A base command for an HTCondor-compatible client: cwd = the tempdir,
+    /// `PILOTQ_MASTER` and `PILOTQ_PASSWORD_FILE` set as for `pilotq`
+    /// clients, nothing else of ours inherited, stdin `/dev/null`.
+    pub fn condor_command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(condor_bin(name));
+        cmd.current_dir(&self.root)
+            .env_remove("PILOTQ_MASTER")
+            .env_remove("PILOTQ_PASSWORD_FILE")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null());
+        if self.master.is_some() || self.port.is_some() {
+            cmd.env("PILOTQ_MASTER", self.addr());
+        }
+        if let Some(p) = &self.client_password {
+            cmd.env("PILOTQ_PASSWORD_FILE", p);
+        }
+        cmd
+    }
+
+    /// Runs `NAME ARGS` (e.g. `condor_q -af ClusterId`) with `stdin` as its
+    /// input (`/dev/null` when `None`), with a 60 s limit.
+    pub fn run_condor(&self, name: &str, args: &[&str], stdin: Option<&str>) -> Out {
+        let input = match stdin {
+            Some(t) => Input::Text(t),
+            None => Input::Null,
+        };
+        self.run_condor_with(name, args, input, None, Duration::from_secs(60))
+    }
+
+    /// [`Cluster::run_condor`] with every knob: stdin, working directory
+    /// (default the tempdir) and time limit.
+    pub fn run_condor_with(
+        &self,
+        name: &str,
+        args: &[&str],
+        input: Input,
+        cwd: Option<&Path>,
+        timeout: Duration,
+    ) -> Out {
+        let mut cmd = self.condor_command(name);
+        cmd.args(args);
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        run_with_input(cmd, input, timeout, &format!("{name} {args:?}"))
+    }
+
+    /// Runs a `condor_*` command that must succeed.
+    pub fn run_condor_ok(&self, name: &str, args: &[&str]) -> Out {
+        let out = self.run_condor(name, args, None);
+        if !out.ok() {
+            panic!("`{name} {}` failed\n{out}\n{}", args.join(" "), self.diag());
+        }
+        out
+    }
+
+    /// `condor_q ARGS` that must succeed; its stdout lines.
+    pub fn condor_q_lines(&self, args: &[&str]) -> Vec<String> {
+        let out = self.run_condor_ok("condor_q", args);
+        out.stdout.lines().map(str::to_string).collect()
+    }
+
+    /// Writes `text` to a fresh submit file in the tempdir and runs
+    /// `condor_submit FILE`.
+    pub fn condor_submit(&self, text: &str) -> Out {
+        let n = SUBMIT_FILES.fetch_add(1, Ordering::Relaxed);
+        let file = self.root.join(format!("job-{n}.sub"));
+        std::fs::write(&file, text).expect("writing a submit file");
+        self.run_condor("condor_submit", &[file.to_str().unwrap()], None)
+    }
+
+    /// [`Cluster::condor_submit`] that must succeed with `count` jobs;
+    /// checks condor_submit's two lines and returns the cluster id.
+    pub fn condor_submit_ok(&self, text: &str, count: u32) -> u64 {
+        let out = self.condor_submit(text);
+        if !out.ok() {
+            panic!("condor_submit failed on\n{text}\n{out}\n{}", self.diag());
+        }
+        parse_submit(&out.stdout, count)
+            .unwrap_or_else(|e| panic!("{e}\nsubmit file:\n{text}\n{out}"))
     }
 
     /// `pilotq submit --count N OPTS -- CMD...`; checks condor_submit's two
@@ -822,11 +946,56 @@ pub fn compact(jobs: &[Value]) -> String {
 }
 
 /// Runs a command to completion with a time limit, capturing its output.
-pub fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Out {
+pub fn run_with_timeout(cmd: Command, timeout: Duration, what: &str) -> Out {
+    run_with_input(cmd, Input::AsConfigured, timeout, what)
+}
+
+/// What a client started by [`run_with_input`] gets on stdin.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// Whatever the `Command` was set up with.
+    AsConfigured,
+    /// `/dev/null`.
+    Null,
+    /// This text, then end of file.
+    Text(&'a str),
+    /// A pipe that is kept open and never written until the command exits:
+    /// a command that reads stdin hangs (and the time limit fails the test).
+    OpenPipe,
+}
+
+/// [`run_with_timeout`] with a chosen stdin.
+pub fn run_with_input(mut cmd: Command, input: Input, timeout: Duration, what: &str) -> Out {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    match input {
+        Input::AsConfigured => {}
+        Input::Null => {
+            cmd.stdin(Stdio::null());
+        }
+        Input::Text(_) | Input::OpenPipe => {
+            cmd.stdin(Stdio::piped());
+        }
+    }
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    // Written from a thread, so a command that prints before it reads cannot
+    // deadlock against us; an open pipe lives until the command has exited.
+    let mut open_stdin = None;
+    let writer = match input {
+        Input::Text(t) => {
+            let mut si = child.stdin.take().unwrap();
+            let t = t.to_string();
+            Some(std::thread::spawn(move || {
+                let _ = si.write_all(t.as_bytes());
+            }))
+        }
+        Input::OpenPipe => {
+            open_stdin = child.stdin.take();
+            None
+        }
+        _ => None,
+    };
     let mut so = child.stdout.take().unwrap();
     let mut se = child.stderr.take().unwrap();
     let to = std::thread::spawn(move || {
@@ -847,6 +1016,7 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Out 
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
+            drop(open_stdin.take());
             let stdout = String::from_utf8_lossy(&to.join().unwrap()).into_owned();
             let stderr = String::from_utf8_lossy(&te.join().unwrap()).into_owned();
             panic!(
@@ -855,6 +1025,10 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Out 
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    drop(open_stdin);
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     Out {
         status,
         stdout: String::from_utf8_lossy(&to.join().unwrap()).into_owned(),
