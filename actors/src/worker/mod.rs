@@ -37,6 +37,21 @@ use tokio_util::sync::CancellationToken;
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// The result of an attempt this worker could not start at all (the master
+/// holds the job with `reason`).
+fn failed_to_start(job: JobId, attempt: u32, reason: String) -> JobResult {
+    let now = pilotq_journal::now_ms();
+    JobResult {
+        job,
+        attempt,
+        outcome: Outcome::FailedToStart { reason },
+        started_at: now,
+        ended_at: now,
+        stdout: vec![],
+        stderr: vec![],
+    }
+}
+
 /// A job assigned to this worker, waiting for free resources.
 struct Queued {
     job: JobId,
@@ -250,19 +265,7 @@ impl Worker {
                 )),
             };
             if let Err(reason) = ready {
-                let now = pilotq_journal::now_ms();
-                self.finish(
-                    ctx,
-                    JobResult {
-                        job: a.job,
-                        attempt: a.attempt,
-                        outcome: Outcome::FailedToStart { reason },
-                        started_at: now,
-                        ended_at: now,
-                        stdout: vec![],
-                        stderr: vec![],
-                    },
-                );
+                self.finish(ctx, failed_to_start(a.job, a.attempt, reason));
                 continue;
             }
             let spec = spec.expect("checked above");
@@ -300,18 +303,8 @@ impl Worker {
             let sandbox = match self.sandboxes.take() {
                 Ok(s) => s,
                 Err(e) => {
-                    let now = pilotq_journal::now_ms();
                     let reason = format!("cannot make a sandbox: {e}");
-                    let r = JobResult {
-                        job: a.job,
-                        attempt: a.attempt,
-                        outcome: Outcome::FailedToStart { reason },
-                        started_at: now,
-                        ended_at: now,
-                        stdout: vec![],
-                        stderr: vec![],
-                    };
-                    self.finish(ctx, r);
+                    self.finish(ctx, failed_to_start(a.job, a.attempt, reason));
                     continue;
                 }
             };
