@@ -112,9 +112,13 @@ pub struct WorkerArgs {
     /// in the worker's queue and start the moment a slot frees.
     #[arg(long, default_value_t = 2)]
     pub depth: u32,
-    /// Cap on captured stdout and stderr, each, in bytes.
+    /// Cap on captured stdout and stderr, each, in bytes (at most what fits
+    /// in one frame: raise --max-frame here and on the master for 64 MiB).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub output_cap: usize,
+    /// Largest frame sent or accepted, in bytes.
+    #[arg(long, default_value_t = pilotq_wire::DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
     #[command(flatten)]
     pub secret: SecretOpts,
 }

@@ -25,6 +25,7 @@ pub fn run(a: WorkerArgs) -> Result<i32> {
     cfg.secret = a.secret.load()?;
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
     cfg.output_cap = a.output_cap;
+    cfg.max_frame = a.max_frame;
     cfg.depth = a.depth.clamp(1, 64);
     tracing::info!(name = %cfg.name, %resources, workdir = %a.workdir.display(), "worker starting");
     let sys = actix::System::new();
