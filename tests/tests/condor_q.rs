@@ -465,3 +465,40 @@ fn with_a_wrong_password_condor_q_fails_loudly() {
     );
     assert_eq!(out.stdout.lines().count(), 0, "{out}");
 }
+
+/// The site's own shell: `eval "$(pilotq env)"`, then the counting idiom
+/// through a pipe, with the `condor_*` commands found on PATH.
+#[test]
+fn a_shell_set_up_by_pilotq_env_counts_jobs_the_sites_way() {
+    let c = Cluster::with_master(MasterOpts::default());
+    let cl = c.condor_submit_ok("executable = /bin/true\nqueue 2\n", 2);
+    let script = format!(
+        "eval \"$('{}' env --master '{}')\" || exit 9\n\
+         command -v condor_q\n\
+         condor_q -constraint 'JobStatus == 1' -format '%d\\n' ClusterId | wc -l\n\
+         condor_q -constraint 'JobStatus == 1' -af ClusterId ProcId\n",
+        pilotq_tests::bin().display(),
+        c.addr()
+    );
+    let mut sh = std::process::Command::new("/bin/sh");
+    sh.arg("-c")
+        .arg(&script)
+        .current_dir(&c.root)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(std::process::Stdio::null());
+    let out =
+        pilotq_tests::run_with_timeout(sh, Duration::from_secs(60), "a shell after pilotq env");
+    assert!(out.ok(), "{out}");
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    let found =
+        std::fs::canonicalize(lines[0]).unwrap_or_else(|e| panic!("{}: {e}\n{out}", lines[0]));
+    let want = std::fs::canonicalize(pilotq_tests::condor_bin("condor_q")).unwrap();
+    assert_eq!(found, want, "the condor_q on PATH after pilotq env\n{out}");
+    assert_eq!(
+        lines[1..],
+        ["2".to_string(), format!("{cl} 0"), format!("{cl} 1")],
+        "{out}"
+    );
+}

@@ -19,16 +19,21 @@ fn the_schedd_ad_counts_running_idle_and_held_jobs() {
         schedd_af(&c, &["totalRunningJobs", "totalIdleJobs"]),
         "0 0\n"
     );
-    c.condor_submit_ok("executable = /bin/sleep\narguments = 30\nqueue 5\n", 5);
-    assert_eq!(
-        schedd_af(&c, &["totalRunningJobs", "totalIdleJobs"]),
-        "0 5\n"
-    );
-    // A job that cannot start (its interpreter does not exist) is held.
+    // A job that cannot start (its interpreter does not exist) is held
+    // once a worker tries it; it is first in line.
     let broken = c.path("broken.sh");
     std::fs::write(&broken, "#!/nonexistent/interpreter\n").unwrap();
     std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
     c.condor_submit_ok(&format!("executable = {}\nqueue\n", broken.display()), 1);
+    assert_eq!(
+        schedd_af(&c, &["totalRunningJobs", "totalIdleJobs"]),
+        "0 1\n"
+    );
+    c.condor_submit_ok("executable = /bin/sleep\narguments = 30\nqueue 5\n", 5);
+    assert_eq!(
+        schedd_af(&c, &["totalRunningJobs", "totalIdleJobs"]),
+        "0 6\n"
+    );
     c.add_worker("w1", 2);
     c.wait_until(
         Duration::from_secs(30),
