@@ -215,6 +215,17 @@ impl Master {
                 }
             }
             if current {
+                // A job that ran and ended before its start was reported (the
+                // worker folds the start into the result): it still started,
+                // and job event logs want 001 before 005.
+                let ran = !matches!(r.outcome, Outcome::FailedToStart { .. });
+                if ran && matches!(self.state_of(r.job), Some(JobState::Assigned { .. })) {
+                    events.push(Event::JobStarted {
+                        job: r.job,
+                        attempt: r.attempt,
+                        at: r.started_at,
+                    });
+                }
                 events.push(match r.outcome {
                     Outcome::FailedToStart { reason } => Event::JobHeld {
                         job: r.job,

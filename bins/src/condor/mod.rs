@@ -1,9 +1,20 @@
-//! The HTCondor-compatible face's own languages: ClassAd expressions (and submit descriptions).
+//! pilotq's HTCondor face: the `condor_*` commands and the languages they
+//! speak.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`classad`] | the ClassAd expression subset: parse once, evaluate per job, three-valued logic |
+//! | [`submit_description`] | the submit-description language of `condor_submit` (quoting in `quoting`) |
+//! | [`job_ad`] | a job as a ClassAd: HTCondor's attributes and the job's custom ones |
+//! | [`print_format`] | `-format` and `-af` rendering |
+//! | [`condor_submit`], [`condor_q`], [`condor_rm`], [`condor_status`] | the commands, each `main(args) -> exit code` |
+
 pub mod classad;
-pub mod condor_submit;
-mod quoting;
-pub mod submit_description;
 pub mod condor_q;
+pub mod condor_rm;
 pub mod condor_status;
+pub mod condor_submit;
 pub mod job_ad;
 pub mod print_format;
+mod quoting;
+pub mod submit_description;
