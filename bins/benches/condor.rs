@@ -87,18 +87,10 @@ fn main() {
         percentile(&mut singles, 0.5).as_secs_f64() * 1e3,
         percentile(&mut singles, 0.99).as_secs_f64() * 1e3
     );
-    for round in 1..=3 {
-        let (t, _) = run(SUBMIT, &["big.sub"], &addr, dir.path());
-        println!(
-            "queue 100000 (round {round}): {:.0} ms",
-            t.as_secs_f64() * 1e3
-        );
-    }
+    let (t, _) = run(SUBMIT, &["big.sub"], &addr, dir.path());
+    println!("queue 100000: {:.0} ms", t.as_secs_f64() * 1e3);
 
-    println!(
-        "== condor_q over {} jobs (no workers: all idle)",
-        200 + 300_000
-    );
+    println!("== condor_q over 100,200 jobs (no workers: all idle)");
     for args in [
         &["-totals"][..],
         &[
@@ -119,10 +111,17 @@ fn main() {
             bytes = b;
         }
         println!(
-            "condor_q {}: p50 {:.0} ms ({} bytes of output)",
+            "condor_q {:?}: p50 {:.0} ms ({} bytes of output)",
             args.join(" "),
             percentile(&mut times, 0.5).as_secs_f64() * 1e3,
             bytes
+        );
+    }
+    for round in 2..=3 {
+        let (t, _) = run(SUBMIT, &["big.sub"], &addr, dir.path());
+        println!(
+            "queue 100000 again (round {round}): {:.0} ms",
+            t.as_secs_f64() * 1e3
         );
     }
 }

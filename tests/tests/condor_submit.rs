@@ -69,13 +69,29 @@ queue 3
 fn terse_prints_the_range_of_job_ids() {
     let c = Cluster::with_master(MasterOpts::default());
     let file = c.path("terse.sub");
-    std::fs::write(&file, "executable = /bin/true\nqueue 3\n").unwrap();
+    // `cmd` is another name of `executable`.
+    std::fs::write(&file, "cmd = /bin/true\nqueue 3\n").unwrap();
     let out = c.run_condor("condor_submit", &["-terse", file.to_str().unwrap()], None);
     assert!(out.ok(), "{out}");
     let jobs = c.jobs();
     assert_eq!(jobs.len(), 3, "{jobs:?}");
     let cl = jobs[0].cluster;
     assert_eq!(out.stdout, format!("{cl}.0 - {cl}.2\n"), "{out}");
+    assert_eq!(c.condor_q_lines(&["-af", "Cmd"]), ["/bin/true"; 3]);
+}
+
+#[test]
+fn submitting_with_the_master_down_fails() {
+    let mut c = Cluster::new();
+    // Nothing listens there.
+    c.set_master_port(pilotq_tests::free_port());
+    let out = c.condor_submit("executable = /bin/true\nqueue\n");
+    assert!(!out.ok(), "condor_submit with no master exited 0\n{out}");
+    assert!(
+        out.stderr.contains("ERROR"),
+        "condor_submit with no master should say ERROR on stderr\n{out}"
+    );
+    assert!(!out.stdout.contains("submitted to cluster"), "{out}");
 }
 
 #[test]
