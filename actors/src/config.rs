@@ -26,6 +26,9 @@ pub struct MasterConfig {
     pub handshake_timeout: Duration,
     /// Connections beyond this are refused.
     pub max_connections: usize,
+    /// Run every job as `wrapper <executable> <args…>` (an executable that
+    /// ends with `exec "$@"`), shipped to holders like an executable.
+    pub job_wrapper: Option<PathBuf>,
 }
 
 impl MasterConfig {
@@ -43,14 +46,17 @@ impl MasterConfig {
             snapshot_every: 200_000,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 60_000,
+            job_wrapper: None,
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Upstream address (master or foreman).
-    pub master: String,
+    /// Upstream addresses (masters or foremen), tried in turn: the worker
+    /// fails over to the next when one cannot be reached or is lost,
+    /// carrying its holdings.
+    pub upstreams: Vec<String>,
     /// The holder name: the worker's identity across reconnects.
     pub name: String,
     pub resources: Resources,
@@ -60,6 +66,16 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// Captured stdout/stderr beyond this many bytes is cut, with a marker.
     pub output_cap: usize,
+    /// Exit after the first job (its result acknowledged).
+    pub single_task: bool,
+    /// Exit after this long without a job.
+    pub idle_timeout: Option<Duration>,
+    /// While this file exists the worker takes no new jobs, finishes what it
+    /// holds, and exits.
+    pub drain_file: Option<PathBuf>,
+    /// Notified when the worker has finished (drained, single task done,
+    /// idle): the process should exit.
+    pub done: std::sync::Arc<tokio::sync::Notify>,
     /// Jobs held at once, as a multiple of `resources`: with 2, a worker
     /// queues one more job per slot and starts it the moment the slot frees,
     /// instead of waiting a round trip to the master.
@@ -73,7 +89,12 @@ impl WorkerConfig {
         resources: Resources,
     ) -> Self {
         WorkerConfig {
-            master: master.into(),
+            upstreams: master
+                .into()
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             name: default_worker_name(),
             resources,
             workdir: workdir.into(),
@@ -82,6 +103,10 @@ impl WorkerConfig {
             heartbeat: Duration::from_secs(5),
             output_cap: 64 * 1024 * 1024,
             depth: 2,
+            single_task: false,
+            idle_timeout: None,
+            drain_file: None,
+            done: Default::default(),
         }
     }
 }

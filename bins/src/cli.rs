@@ -81,13 +81,18 @@ pub struct MasterArgs {
     /// Seconds a new connection has to complete the handshake.
     #[arg(long, default_value_t = 10.0)]
     pub handshake_timeout: f64,
+    /// Run every job as `PATH <executable> <args…>`; PATH should end with
+    /// `exec "$@"`. It is shipped to workers like an executable.
+    #[arg(long, value_name = "PATH")]
+    pub job_wrapper: Option<PathBuf>,
     #[command(flatten)]
     pub secret: SecretOpts,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
-    /// The master's HOST:PORT.
+    /// The upstream's HOST:PORT (a master or a foreman); several, comma
+    /// separated, to fail over from one to the next when it dies.
     #[arg(long, env = "PILOTQ_MASTER", default_value = crate::client_opts::DEFAULT_MASTER)]
     pub master: String,
     /// Cores offered (default: all of this machine's).
@@ -119,6 +124,16 @@ pub struct WorkerArgs {
     /// Largest frame sent or accepted, in bytes.
     #[arg(long, default_value_t = pilotq_wire::DEFAULT_MAX_FRAME)]
     pub max_frame: usize,
+    /// Exit after the first job (Work Queue's --single-shot).
+    #[arg(long)]
+    pub single_task: bool,
+    /// Exit after this many seconds without a job.
+    #[arg(long, value_name = "S")]
+    pub idle_timeout: Option<f64>,
+    /// While this file exists, take no new jobs, finish the ones held, and
+    /// exit (a supervisor does not respawn a worker while it exists).
+    #[arg(long, value_name = "PATH")]
+    pub drain_file: Option<PathBuf>,
     #[command(flatten)]
     pub secret: SecretOpts,
 }

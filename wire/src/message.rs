@@ -31,8 +31,16 @@ pub enum ToMaster {
         /// it cannot run yet, so it never idles waiting for a round trip.
         #[serde(default = "one")]
         depth: u32,
+        /// At most this many jobs at once, whatever the resources (a
+        /// single-task worker says 1); 0 means no limit.
+        #[serde(default)]
+        max_jobs: u32,
     },
     Heartbeat,
+    /// Send me no more jobs (a draining, single-task or idle worker). The
+    /// master answers `Drained` once every dispatch it made to this holder
+    /// has been sent ahead of the answer.
+    Drain,
     Started(Vec<Started>),
     Finished(Vec<JobResult>),
 
@@ -75,6 +83,8 @@ pub enum FromMaster {
     Kill(Vec<Attempt>),
     /// These results are durable: the holder may forget them.
     Ack(Vec<Attempt>),
+    /// Answer to `Drain`: no more jobs will come on this connection.
+    Drained,
 
     // --- clients ---
     Submitted {
@@ -122,6 +132,12 @@ pub struct Assignment {
     /// hash; afterwards the holder's cache serves it.
     #[serde(with = "serde_bytes", default)]
     pub executable: Option<Vec<u8>>,
+    /// The master's job wrapper (`--job-wrapper`), by hash: the job runs as
+    /// `wrapper <executable> <args…>`. Its bytes come like an executable's.
+    #[serde(default)]
+    pub wrapper: Option<String>,
+    #[serde(with = "serde_bytes", default)]
+    pub wrapper_bytes: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

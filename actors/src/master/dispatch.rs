@@ -69,9 +69,16 @@ impl Master {
             let Some(ob) = h.outbox.clone().filter(|o| !o.is_closed()) else {
                 continue;
             };
+            if h.draining {
+                continue;
+            }
             let limit = if queue { h.capacity } else { h.resources };
             let free = limit.minus(&self.table.used_on(name));
-            let picks = self.table.pick_idle_within(free, h.resources, MAX_PER_PASS);
+            let most = match h.max_jobs {
+                0 => MAX_PER_PASS,
+                n => (n as usize).saturating_sub(self.table.jobs_on(name).count()),
+            };
+            let picks = self.table.pick_idle_within(free, h.resources, most);
             if picks.is_empty() {
                 continue;
             }
@@ -115,7 +122,10 @@ impl Master {
                     let h = self.holders.get_mut(name).expect("listed");
                     h.specs_sent.insert(job.cluster);
                 }
+                let (wrapper, wrapper_bytes) = self.wrapper_for(name);
                 assignments.push(Assignment {
+                    wrapper,
+                    wrapper_bytes,
                     job,
                     attempt,
                     spec: (!spec_sent).then(|| (*spec).clone()),
@@ -124,6 +134,16 @@ impl Master {
             }
             deliveries.push((ob, assignments));
         }
+    }
+
+    /// The job wrapper's hash, and its bytes if this connection lacks them.
+    fn wrapper_for(&mut self, name: &str) -> (Option<String>, Option<Vec<u8>>) {
+        let Some((hash, bytes)) = &self.wrapper else {
+            return (None, None);
+        };
+        let h = self.holders.get_mut(name).expect("listed");
+        let send = h.blobs_sent.insert(hash.clone());
+        (Some(hash.clone()), send.then(|| bytes.clone()))
     }
 
     /// An executable's bytes: from memory if submitted recently (its write

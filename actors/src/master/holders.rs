@@ -22,6 +22,7 @@ use std::time::Instant;
 pub(crate) struct Offer {
     pub resources: Resources,
     pub depth: u32,
+    pub max_jobs: u32,
 }
 
 impl Master {
@@ -40,6 +41,8 @@ impl Master {
                     last_seen: now,
                     blobs_sent: HashSet::new(),
                     specs_sent: HashSet::new(),
+                    max_jobs: 0,
+                    draining: false,
                 },
             );
         }
@@ -65,7 +68,11 @@ impl Master {
         offer: Offer,
         holdings: Vec<Holding>,
     ) {
-        let Offer { resources, depth } = offer;
+        let Offer {
+            resources,
+            depth,
+            max_jobs,
+        } = offer;
         if let Some(old) = self.holders.get(&name).and_then(|h| h.outbox.clone()) {
             if old.conn != outbox.conn {
                 tracing::info!(holder = %name, "holder reconnected; closing its old connection");
@@ -79,6 +86,8 @@ impl Master {
                 outbox: Some(outbox.clone()),
                 resources,
                 capacity: resources.times(depth.clamp(1, 64)),
+                max_jobs,
+                draining: false,
                 last_seen: Instant::now(),
                 blobs_sent: HashSet::new(),
                 specs_sent: HashSet::new(),
@@ -139,6 +148,21 @@ impl Master {
             self.on_finished_from(&name, outbox, results);
         }
         self.schedule_dispatch(ctx);
+    }
+
+    /// A holder wants no more jobs: none is planned for it from now on, and
+    /// `Drained` reaches it after every dispatch already made to it.
+    pub(crate) fn on_drain(&mut self, name: &str, conn: u64, ob: Outbox<FromMaster>) {
+        if !self.touch(name, conn) {
+            return;
+        }
+        if let Some(h) = self.holders.get_mut(name) {
+            h.draining = true;
+        }
+        tracing::info!(holder = %name, "holder draining: no more jobs for it");
+        self.after_durable(move || {
+            ob.deliver(FromMaster::Drained);
+        });
     }
 
     pub(crate) fn on_started(&mut self, name: &str, conn: u64, started: Vec<Started>) {

@@ -72,6 +72,10 @@ pub(crate) struct HolderRt {
     pub blobs_sent: HashSet<String>,
     /// Clusters whose spec this connection already received.
     pub specs_sent: HashSet<pilotq_wire::ClusterId>,
+    /// Jobs at once at most (0: no limit).
+    pub max_jobs: u32,
+    /// Asked for no more jobs.
+    pub draining: bool,
 }
 
 pub struct Master {
@@ -84,6 +88,8 @@ pub struct Master {
     /// Job event logs, on one thread of their own: a job's events must reach
     /// its log in order.
     user_logs: Addr<JobFiles>,
+    /// The job wrapper (`--job-wrapper`): its hash and bytes.
+    pub(crate) wrapper: Option<(String, Vec<u8>)>,
     /// How the master names itself in job event logs.
     pub(crate) host: String,
     /// Executables recently submitted or sent, by hash. A submission's
@@ -130,6 +136,16 @@ impl Master {
             jobs: r.table.counts().total(),
             replay_ms,
         };
+        let wrapper = match &cfg.job_wrapper {
+            None => None,
+            Some(p) => {
+                let bytes = std::fs::read(p).map_err(|e| {
+                    StartError::Other(format!("cannot read job wrapper {}: {e}", p.display()))
+                })?;
+                let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                Some((hash, bytes))
+            }
+        };
         let writer = Writer::start(r.store.clone(), r.next_seq, 65_536);
         let files = SyncArbiter::start(2, || JobFiles);
         let settings = SessionSettings {
@@ -148,6 +164,7 @@ impl Master {
             holders: HashMap::new(),
             files,
             user_logs: SyncArbiter::start(1, || JobFiles),
+            wrapper,
             host: addr.to_string(),
             blobs: HashMap::new(),
             since_snapshot: r.replayed,
@@ -312,11 +329,17 @@ impl Handler<FromSession> for Master {
                     resources,
                     holdings,
                     depth,
+                    max_jobs,
                 },
             ) => {
-                let offer = holders::Offer { resources, depth };
+                let offer = holders::Offer {
+                    resources,
+                    depth,
+                    max_jobs,
+                };
                 self.on_register(ctx, role, name, outbox, offer, holdings)
             }
+            (Role::Worker | Role::Foreman, ToMaster::Drain) => self.on_drain(&name, conn, outbox),
             (Role::Worker | Role::Foreman, ToMaster::Heartbeat) => {
                 self.touch(&name, conn);
             }

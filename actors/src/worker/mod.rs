@@ -57,6 +57,8 @@ struct Queued {
     job: JobId,
     attempt: u32,
     spec: Arc<JobSpec>,
+    /// The master's job wrapper, by hash.
+    wrapper: Option<String>,
 }
 
 struct RunningJob {
@@ -85,6 +87,14 @@ pub struct Worker {
     /// Results not yet acknowledged.
     results: HashMap<(JobId, u32), JobResult>,
     pending_started: Vec<Started>,
+    /// Index into the upstream list.
+    upstream: usize,
+    /// No new jobs wanted (drain file, single task done, idle timeout).
+    draining: bool,
+    /// The upstream confirmed it sends no more jobs.
+    drained: bool,
+    /// When the worker last held a job (for the idle timeout).
+    idle_since: std::time::Instant,
     pending_finished: Vec<JobResult>,
     flush_scheduled: bool,
 }
@@ -96,6 +106,12 @@ struct Incoming(u64, Option<Result<FromMaster, FrameError>>);
 
 impl Worker {
     pub fn new(mut cfg: WorkerConfig) -> std::io::Result<Worker> {
+        if cfg.upstreams.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no upstream (master or foreman) address given",
+            ));
+        }
         // One result (both streams) must fit in one frame.
         let fits = (cfg.max_frame / 2).saturating_sub(64 * 1024);
         if cfg.output_cap > fits {
@@ -126,6 +142,10 @@ impl Worker {
             specs: HashMap::new(),
             results: HashMap::new(),
             pending_started: Vec::new(),
+            upstream: 0,
+            draining: false,
+            drained: false,
+            idle_since: std::time::Instant::now(),
             pending_finished: Vec::new(),
             flush_scheduled: false,
         })
@@ -137,9 +157,10 @@ impl Worker {
         }
         self.connecting = true;
         let c = self.cfg.clone();
+        let upstream = self.upstream().to_string();
         let fut = async move {
             connect(
-                &c.master,
+                &upstream,
                 Role::Worker,
                 &c.name,
                 c.secret.as_ref(),
@@ -153,12 +174,26 @@ impl Worker {
             match res {
                 Ok(framed) => act.attach(framed, ctx),
                 Err(e) => {
+                    act.fail_over();
                     let wait = act.next_backoff();
-                    tracing::warn!("{e}; retrying in {:.1} s", wait.as_secs_f64());
+                    tracing::warn!(
+                        "{e}; trying {} in {:.1} s",
+                        act.upstream(),
+                        wait.as_secs_f64()
+                    );
                     ctx.run_later(wait, |act, ctx| act.connect(ctx));
                 }
             }
         }));
+    }
+
+    fn upstream(&self) -> &str {
+        &self.cfg.upstreams[self.upstream % self.cfg.upstreams.len()]
+    }
+
+    /// The next upstream in the list (the same one if there is only one).
+    fn fail_over(&mut self) {
+        self.upstream = (self.upstream + 1) % self.cfg.upstreams.len();
     }
 
     /// Backoff: 1 s doubling to 60 s, each wait jittered by ±20% so that a
@@ -194,12 +229,30 @@ impl Worker {
             .chain(futures::stream::once(async move { Incoming(gen, None) }));
         ctx.add_message_stream(stream);
         let holdings = self.holdings();
-        tracing::info!(master = %self.cfg.master, name = %self.cfg.name, holdings = holdings.len(), "connected");
+        tracing::info!(upstream = %self.upstream(), name = %self.cfg.name, holdings = holdings.len(), "connected");
+        // A single-task worker takes one job, and queues nothing behind it.
+        let (depth, max_jobs) = if self.cfg.single_task {
+            (1, 1)
+        } else {
+            (self.cfg.depth, 0)
+        };
+        // A draining worker offers nothing: no job may be planned for it
+        // before its Drain (sent next) is read.
+        let resources = if self.draining {
+            pilotq_wire::Resources::default()
+        } else {
+            self.cfg.resources
+        };
         outbox.deliver(ToMaster::Register {
-            resources: self.cfg.resources,
+            resources,
             holdings,
-            depth: self.cfg.depth,
+            depth,
+            max_jobs,
         });
+        if self.draining {
+            self.drained = false;
+            outbox.deliver(ToMaster::Drain);
+        }
         self.outbox = Some(outbox);
         self.backoff = BACKOFF_MIN;
         // Results not yet acknowledged follow, in frames of bounded size.
@@ -231,7 +284,11 @@ impl Worker {
     fn lost_connection(&mut self, ctx: &mut Context<Self>, why: &str) {
         if let Some(ob) = self.outbox.take() {
             ob.closed.cancel();
-            tracing::warn!("lost the master ({why}); jobs keep running; reconnecting");
+            self.fail_over();
+            tracing::warn!(
+                "lost the upstream ({why}); jobs keep running; reconnecting to {}",
+                self.upstream()
+            );
             self.pending_started.clear();
             self.pending_finished.clear();
             let wait = self.next_backoff();
@@ -252,7 +309,13 @@ impl Worker {
                 }
                 None => self.specs.get(&a.job.cluster).cloned(),
             };
-            let ready = match (&spec, &a.executable) {
+            let wrapper_ready = match (&a.wrapper, &a.wrapper_bytes) {
+                (None, _) => Ok(()),
+                (Some(h), Some(bytes)) => self.cache.put(h, bytes),
+                (Some(h), None) if self.cache.has(h) => Ok(()),
+                (Some(h), None) => Err(format!("job wrapper {h} was not sent and is not cached")),
+            };
+            let ready = wrapper_ready.and(match (&spec, &a.executable) {
                 (None, _) => Err(format!(
                     "the spec of cluster {} was not sent",
                     a.job.cluster
@@ -263,19 +326,63 @@ impl Worker {
                     "executable {} was not sent and is not cached",
                     s.executable
                 )),
-            };
+            });
             if let Err(reason) = ready {
                 self.finish(ctx, failed_to_start(a.job, a.attempt, reason));
                 continue;
             }
             let spec = spec.expect("checked above");
+            if self.cfg.single_task {
+                self.begin_drain("single task: its job has come");
+            }
             self.queue.push_back(Queued {
                 job: a.job,
                 attempt: a.attempt,
                 spec,
+                wrapper: a.wrapper,
             });
         }
         self.start_queued(ctx);
+    }
+
+    /// Nothing running, queued or waiting for acknowledgement.
+    fn idle(&self) -> bool {
+        self.running.is_empty() && self.queue.is_empty() && self.results.is_empty()
+    }
+
+    /// Asks for no more jobs; what the worker holds still runs and reports.
+    fn begin_drain(&mut self, why: &str) {
+        if self.draining {
+            return;
+        }
+        tracing::info!("draining ({why}): no new jobs; exiting once what is held is done");
+        self.draining = true;
+        if let Some(ob) = &self.outbox {
+            ob.deliver(ToMaster::Drain);
+        }
+    }
+
+    /// Once a second: the drain file, the idle timeout, and whether a
+    /// draining worker is done.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if !self.idle() {
+            self.idle_since = std::time::Instant::now();
+        }
+        if self.cfg.drain_file.as_deref().is_some_and(|f| f.exists()) {
+            self.begin_drain("the drain file exists");
+        }
+        if let Some(t) = self.cfg.idle_timeout {
+            if self.idle() && self.idle_since.elapsed() >= t {
+                self.begin_drain("idle timeout");
+            }
+        }
+        // Done when nothing is held and either the upstream confirmed no
+        // more jobs come, or there is no upstream to deliver anything to.
+        if self.draining && self.idle() && (self.drained || self.outbox.is_none()) {
+            tracing::info!("drained: exiting");
+            self.cfg.done.notify_one();
+            ctx.stop();
+        }
     }
 
     fn holds(&self, job: JobId, attempt: u32) -> bool {
@@ -308,19 +415,26 @@ impl Worker {
                     continue;
                 }
             };
+            // `$(Cluster)` and `$(Process)` in arguments and environment
+            // values are per job: one spec serves the whole cluster.
+            let args = a.spec.arguments.iter().map(|s| JobSpec::expand(s, a.job));
+            let exe = self.cache.path(&a.spec.executable);
+            // With a job wrapper the job runs as `wrapper <executable> <args…>`.
+            let (executable, arguments) = match &a.wrapper {
+                Some(w) => (
+                    self.cache.path(w),
+                    std::iter::once(exe.display().to_string())
+                        .chain(args)
+                        .collect(),
+                ),
+                None => (exe, args.collect()),
+            };
             let launch = executor::Launch {
                 job: a.job,
                 attempt: a.attempt,
-                executable: self.cache.path(&a.spec.executable),
+                executable,
                 cmd: a.spec.cmd.clone(),
-                // `$(Cluster)` and `$(Process)` in arguments and environment
-                // values are per job: one spec serves the whole cluster.
-                arguments: a
-                    .spec
-                    .arguments
-                    .iter()
-                    .map(|s| JobSpec::expand(s, a.job))
-                    .collect(),
+                arguments,
                 environment: a
                     .spec
                     .environment
@@ -459,6 +573,7 @@ impl Actor for Worker {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(64);
         self.connect(ctx);
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.tick(ctx));
         ctx.run_interval(self.cfg.heartbeat, |act, _| {
             if let Some(ob) = &act.outbox {
                 ob.deliver(ToMaster::Heartbeat);
@@ -484,6 +599,10 @@ impl Handler<Incoming> for Worker {
                     for a in acks {
                         self.results.remove(&(a.job, a.attempt));
                     }
+                }
+                FromMaster::Drained => {
+                    self.drained = true;
+                    self.tick(ctx);
                 }
                 FromMaster::Error { message } => {
                     self.lost_connection(ctx, &format!("master said: {message}"))

@@ -26,6 +26,13 @@ pub fn run(a: WorkerArgs) -> Result<i32> {
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
     cfg.output_cap = a.output_cap;
     cfg.max_frame = a.max_frame;
+    cfg.single_task = a.single_task;
+    cfg.idle_timeout = a
+        .idle_timeout
+        .map(|s| seconds("idle-timeout", s))
+        .transpose()?;
+    cfg.drain_file = a.drain_file;
+    let done = cfg.done.clone();
     cfg.depth = a.depth.clamp(1, 64);
     tracing::info!(name = %cfg.name, %resources, workdir = %a.workdir.display(), "worker starting");
     let sys = actix::System::new();
@@ -33,9 +40,14 @@ pub fn run(a: WorkerArgs) -> Result<i32> {
         let worker = Worker::new(cfg)
             .with_context(|| format!("cannot use work dir {}", a.workdir.display()))?;
         let addr = worker.start();
-        let sig = crate::signals::stop_requested().await;
-        let killed = addr.send(pilotq_actors::worker::KillAll).await.unwrap_or(0);
-        tracing::info!(killed, "{sig}: worker stopping");
+        tokio::select! {
+            sig = crate::signals::stop_requested() => {
+                let killed = addr.send(pilotq_actors::worker::KillAll).await.unwrap_or(0);
+                tracing::info!(killed, "{sig}: worker stopping");
+            }
+            // Drained, single task done, or idle: a clean exit.
+            _ = done.notified() => {}
+        }
         anyhow::Ok(())
     })?;
     Ok(0)
