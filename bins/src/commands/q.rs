@@ -3,6 +3,7 @@
 use crate::cli::QArgs;
 use crate::client_opts::block_on;
 use anyhow::Result;
+use pilotq_wire::time_format::month_day_time;
 use pilotq_wire::{JobStatus, JobView, Selector};
 use std::io::Write;
 
@@ -117,29 +118,6 @@ pub fn run_time(ms: u64) -> String {
         (s / 60) % 60,
         s % 60
     )
-}
-
-/// `MM/DD HH:MM` in UTC.
-pub fn month_day_time(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (_, m, d) = civil_from_days(days);
-    format!("{:02}/{:02} {:02}:{:02}", m, d, rem / 3600, (rem / 60) % 60)
-}
-
-/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

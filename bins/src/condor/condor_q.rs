@@ -39,13 +39,12 @@
 use super::classad::Expr;
 use super::job_ad::{long_form, JobAd};
 use super::print_format::{local_date, local_tm, PrintMask};
-use crate::client_opts::{block_on, ClientOpts, SecretOpts, DEFAULT_MASTER};
+use crate::client_opts::{block_on, ClientOpts};
 use crate::commands::q::{run_time, selectors};
 use pilotq_wire::message::MasterStatus;
 use pilotq_wire::{JobStatus, JobView, Selector};
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
 
 /// What the command line asks for.
 #[derive(Debug, Default)]
@@ -185,20 +184,6 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
         i += 1;
     }
     Ok(o)
-}
-
-/// The master's address and secret for the `condor_*` commands: `-pool`,
-/// else `PILOTQ_MASTER`, else the default; `PILOTQ_PASSWORD_FILE`.
-pub(crate) fn client_opts(pool: Option<String>) -> ClientOpts {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    ClientOpts {
-        master: pool
-            .or_else(|| env("PILOTQ_MASTER"))
-            .unwrap_or_else(|| DEFAULT_MASTER.to_string()),
-        secret: SecretOpts {
-            password_file: env("PILOTQ_PASSWORD_FILE").map(PathBuf::from),
-        },
-    }
 }
 
 /// Jobs by HTCondor status.
@@ -537,7 +522,7 @@ pub fn main(args: Vec<String>) -> i32 {
         print!("{USAGE}");
         return 0;
     }
-    let client = client_opts(o.pool.clone());
+    let client = ClientOpts::from_env(o.pool.clone());
     let (status, jobs) = match block_on(fetch(&client, &o)) {
         Ok(r) => r,
         Err(e) => {

@@ -23,9 +23,9 @@
 //! parse: a message on stderr and exit 1.
 
 use super::classad::{Expr, Value};
-use super::condor_q::{autoformat_args, autoformat_qualifiers, client_opts, is_option, value_of};
+use super::condor_q::{autoformat_args, autoformat_qualifiers, is_option, value_of};
 use super::print_format::PrintMask;
-use crate::client_opts::block_on;
+use crate::client_opts::{block_on, ClientOpts};
 use pilotq_wire::message::MasterStatus;
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
@@ -231,7 +231,7 @@ pub fn main(args: Vec<String>) -> i32 {
         print!("{USAGE}");
         return 0;
     }
-    let client = client_opts(o.pool.clone());
+    let client = ClientOpts::from_env(o.pool.clone());
     let status = block_on(async {
         let mut c = client.connect().await?;
         anyhow::Ok(c.status().await?)
