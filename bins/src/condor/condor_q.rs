@@ -41,6 +41,7 @@ use super::job_ad::{long_form, JobAd};
 use super::print_format::{local_date, local_tm, PrintMask};
 use crate::client_opts::{block_on, ClientOpts};
 use crate::commands::q::{run_time, selectors};
+use pilotq_journal::Counts;
 use pilotq_wire::message::MasterStatus;
 use pilotq_wire::{JobStatus, JobView, Selector};
 use std::collections::BTreeMap;
@@ -186,39 +187,14 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// Jobs by HTCondor status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub idle: u64,
-    pub running: u64,
-    pub removed: u64,
-    pub completed: u64,
-    pub held: u64,
-}
-
-impl Counts {
-    fn add(&mut self, s: JobStatus) {
-        match s {
-            JobStatus::Idle => self.idle += 1,
-            JobStatus::Running => self.running += 1,
-            JobStatus::Removed => self.removed += 1,
-            JobStatus::Completed => self.completed += 1,
-            JobStatus::Held => self.held += 1,
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.idle + self.running + self.removed + self.completed + self.held
-    }
-
-    pub fn of_status(s: &MasterStatus) -> Counts {
-        Counts {
-            idle: s.idle,
-            running: s.running,
-            removed: s.removed,
-            completed: s.completed,
-            held: s.held,
-        }
+/// Counts by status from the master's own totals (the all-users line).
+fn counts_of(s: &MasterStatus) -> Counts {
+    Counts {
+        idle: s.idle,
+        running: s.running,
+        removed: s.removed,
+        completed: s.completed,
+        held: s.held,
     }
 }
 
@@ -538,7 +514,7 @@ pub fn main(args: Vec<String>) -> i32 {
         schedd: status.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
         addr: client.master.clone(),
         now_ms: pilotq_journal::now_ms(),
-        all: status.as_ref().map(Counts::of_status).unwrap_or_default(),
+        all: status.as_ref().map(counts_of).unwrap_or_default(),
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
