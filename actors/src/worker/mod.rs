@@ -9,30 +9,28 @@
 //! |---|---|
 //! | `mod.rs` | the actor: connection, reconnect, dispatch, kill, ack, batching of reports |
 //! | `executor.rs` | one job as a process: sandbox, environment, process group, capture |
+//! | `link.rs` | the link upstream: connect, fail over, register, reconnect |
+//! | `drain.rs` | leaving cleanly: drain file, single task, idle timeout |
 //! | `cache.rs` | executables by content hash |
 //! | `sandbox.rs` | job sandboxes, reused |
 
 pub mod cache;
+mod drain;
 pub mod executor;
+mod link;
 pub mod sandbox;
 
 use crate::config::WorkerConfig;
-use crate::connect::{connect, PeerFramed};
 use crate::outbox::Outbox;
 use actix::prelude::*;
 use cache::BlobCache;
-use futures::StreamExt;
 use pilotq_wire::message::{Assignment, Attempt, Started};
 use pilotq_wire::{
-    ClusterId, FrameCodec, FrameError, FromMaster, Holding, HoldingState, JobId, JobResult,
-    JobSpec, Outcome, Resources, Role, ToMaster,
+    ClusterId, FrameError, FromMaster, JobId, JobResult, JobSpec, Outcome, Resources, ToMaster,
 };
-use rand::Rng;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -151,151 +149,6 @@ impl Worker {
         })
     }
 
-    fn connect(&mut self, ctx: &mut Context<Self>) {
-        if self.connecting || self.outbox.is_some() {
-            return;
-        }
-        self.connecting = true;
-        let c = self.cfg.clone();
-        let upstream = self.upstream().to_string();
-        let fut = async move {
-            connect(
-                &upstream,
-                Role::Worker,
-                &c.name,
-                c.secret.as_ref(),
-                c.max_frame,
-                Duration::from_secs(20),
-            )
-            .await
-        };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
-            act.connecting = false;
-            match res {
-                Ok(framed) => act.attach(framed, ctx),
-                Err(e) => {
-                    act.fail_over();
-                    let wait = act.next_backoff();
-                    tracing::warn!(
-                        "{e}; trying {} in {:.1} s",
-                        act.upstream(),
-                        wait.as_secs_f64()
-                    );
-                    ctx.run_later(wait, |act, ctx| act.connect(ctx));
-                }
-            }
-        }));
-    }
-
-    fn upstream(&self) -> &str {
-        &self.cfg.upstreams[self.upstream % self.cfg.upstreams.len()]
-    }
-
-    /// The next upstream in the list (the same one if there is only one).
-    fn fail_over(&mut self) {
-        self.upstream = (self.upstream + 1) % self.cfg.upstreams.len();
-    }
-
-    /// Backoff: 1 s doubling to 60 s, each wait jittered by ±20% so that a
-    /// thousand workers that lost the master together do not return together.
-    fn next_backoff(&mut self) -> Duration {
-        let base = self.backoff;
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-        base.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
-    }
-
-    fn attach(&mut self, framed: PeerFramed, ctx: &mut Context<Self>) {
-        let parts = framed.into_parts();
-        let (read, write) = parts.io.into_split();
-        self.generation += 1;
-        let gen = self.generation;
-        // Specs are sent once per cluster per connection.
-        self.specs.clear();
-        let outbox = Outbox::start(
-            write,
-            FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
-            CancellationToken::new(),
-        );
-        let mut reader = FramedRead::new(
-            read,
-            FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
-        );
-        // Bytes that arrived with the handshake's last frame belong to us.
-        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
-        let closed = outbox.closed.clone();
-        let stream = reader
-            .take_until(async move { closed.cancelled().await })
-            .map(move |m| Incoming(gen, Some(m)))
-            .chain(futures::stream::once(async move { Incoming(gen, None) }));
-        ctx.add_message_stream(stream);
-        let holdings = self.holdings();
-        tracing::info!(upstream = %self.upstream(), name = %self.cfg.name, holdings = holdings.len(), "connected");
-        // A single-task worker takes one job, and queues nothing behind it.
-        let (depth, max_jobs) = if self.cfg.single_task {
-            (1, 1)
-        } else {
-            (self.cfg.depth, 0)
-        };
-        // A draining worker offers nothing: no job may be planned for it
-        // before its Drain (sent next) is read.
-        let resources = if self.draining {
-            pilotq_wire::Resources::default()
-        } else {
-            self.cfg.resources
-        };
-        outbox.deliver(ToMaster::Register {
-            resources,
-            holdings,
-            depth,
-            max_jobs,
-        });
-        if self.draining {
-            self.drained = false;
-            outbox.deliver(ToMaster::Drain);
-        }
-        self.outbox = Some(outbox);
-        self.backoff = BACKOFF_MIN;
-        // Results not yet acknowledged follow, in frames of bounded size.
-        self.pending_finished = self.results.values().cloned().collect();
-        self.schedule_flush(ctx);
-    }
-
-    fn holdings(&self) -> Vec<Holding> {
-        let running = self.running.iter().map(|(job, r)| Holding {
-            job: *job,
-            attempt: r.attempt,
-            state: HoldingState::Running {
-                started_at: r.started_at,
-            },
-        });
-        let queued = self.queue.iter().map(|q| Holding {
-            job: q.job,
-            attempt: q.attempt,
-            state: HoldingState::Queued,
-        });
-        let done = self.results.values().map(|r| Holding {
-            job: r.job,
-            attempt: r.attempt,
-            state: HoldingState::ResultFollows,
-        });
-        running.chain(queued).chain(done).collect()
-    }
-
-    fn lost_connection(&mut self, ctx: &mut Context<Self>, why: &str) {
-        if let Some(ob) = self.outbox.take() {
-            ob.closed.cancel();
-            self.fail_over();
-            tracing::warn!(
-                "lost the upstream ({why}); jobs keep running; reconnecting to {}",
-                self.upstream()
-            );
-            self.pending_started.clear();
-            self.pending_finished.clear();
-            let wait = self.next_backoff();
-            ctx.run_later(wait, |act, ctx| act.connect(ctx));
-        }
-    }
-
     fn on_dispatch(&mut self, ctx: &mut Context<Self>, assignments: Vec<Assignment>) {
         for a in assignments {
             if self.holds(a.job, a.attempt) {
@@ -343,46 +196,6 @@ impl Worker {
             });
         }
         self.start_queued(ctx);
-    }
-
-    /// Nothing running, queued or waiting for acknowledgement.
-    fn idle(&self) -> bool {
-        self.running.is_empty() && self.queue.is_empty() && self.results.is_empty()
-    }
-
-    /// Asks for no more jobs; what the worker holds still runs and reports.
-    fn begin_drain(&mut self, why: &str) {
-        if self.draining {
-            return;
-        }
-        tracing::info!("draining ({why}): no new jobs; exiting once what is held is done");
-        self.draining = true;
-        if let Some(ob) = &self.outbox {
-            ob.deliver(ToMaster::Drain);
-        }
-    }
-
-    /// Once a second: the drain file, the idle timeout, and whether a
-    /// draining worker is done.
-    fn tick(&mut self, ctx: &mut Context<Self>) {
-        if !self.idle() {
-            self.idle_since = std::time::Instant::now();
-        }
-        if self.cfg.drain_file.as_deref().is_some_and(|f| f.exists()) {
-            self.begin_drain("the drain file exists");
-        }
-        if let Some(t) = self.cfg.idle_timeout {
-            if self.idle() && self.idle_since.elapsed() >= t {
-                self.begin_drain("idle timeout");
-            }
-        }
-        // Done when nothing is held and either the upstream confirmed no
-        // more jobs come, or there is no upstream to deliver anything to.
-        if self.draining && self.idle() && (self.drained || self.outbox.is_none()) {
-            tracing::info!("drained: exiting");
-            self.cfg.done.notify_one();
-            ctx.stop();
-        }
     }
 
     fn holds(&self, job: JobId, attempt: u32) -> bool {
@@ -506,6 +319,7 @@ impl Worker {
     }
 
     fn on_kill(&mut self, kills: Vec<Attempt>) {
+        self.idle_since = std::time::Instant::now();
         for k in kills {
             if let Some(r) = self.running.get(&k.job) {
                 if r.attempt == k.attempt {
@@ -572,6 +386,11 @@ impl Actor for Worker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(64);
+        // A worker started while the drain file exists registers draining:
+        // no job is ever planned for it.
+        if self.cfg.drain_file.as_deref().is_some_and(|f| f.exists()) {
+            self.begin_drain("the drain file exists");
+        }
         self.connect(ctx);
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.tick(ctx));
         ctx.run_interval(self.cfg.heartbeat, |act, _| {
@@ -599,6 +418,8 @@ impl Handler<Incoming> for Worker {
                     for a in acks {
                         self.results.remove(&(a.job, a.attempt));
                     }
+                    // The last acknowledgement is when a worker becomes idle.
+                    self.idle_since = std::time::Instant::now();
                 }
                 FromMaster::Drained => {
                     self.drained = true;

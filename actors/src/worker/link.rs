@@ -1,0 +1,161 @@
+//! The worker's link upstream: connecting (with fail-over across its
+//! upstreams and jittered backoff), registering with its holdings, and what
+//! happens when the link is lost (jobs keep running; it reconnects).
+
+use super::{Incoming, Worker, BACKOFF_MAX, BACKOFF_MIN};
+use crate::connect::{connect, PeerFramed};
+use crate::outbox::Outbox;
+use actix::prelude::*;
+use futures::StreamExt;
+use pilotq_wire::{FrameCodec, FromMaster, Holding, HoldingState, Role, ToMaster};
+use rand::Rng;
+use std::time::Duration;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+impl Worker {
+    pub(super) fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting || self.outbox.is_some() {
+            return;
+        }
+        self.connecting = true;
+        let c = self.cfg.clone();
+        let upstream = self.upstream().to_string();
+        let fut = async move {
+            connect(
+                &upstream,
+                Role::Worker,
+                &c.name,
+                c.secret.as_ref(),
+                c.max_frame,
+                Duration::from_secs(20),
+            )
+            .await
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            act.connecting = false;
+            match res {
+                Ok(framed) => act.attach(framed, ctx),
+                Err(e) => {
+                    act.fail_over();
+                    let wait = act.next_backoff();
+                    tracing::warn!(
+                        "{e}; trying {} in {:.1} s",
+                        act.upstream(),
+                        wait.as_secs_f64()
+                    );
+                    ctx.run_later(wait, |act, ctx| act.connect(ctx));
+                }
+            }
+        }));
+    }
+
+    pub(super) fn upstream(&self) -> &str {
+        &self.cfg.upstreams[self.upstream % self.cfg.upstreams.len()]
+    }
+
+    /// The next upstream in the list (the same one if there is only one).
+    fn fail_over(&mut self) {
+        self.upstream = (self.upstream + 1) % self.cfg.upstreams.len();
+    }
+
+    /// Backoff: 1 s doubling to 60 s, each wait jittered by ±20% so that a
+    /// thousand workers that lost the master together do not return together.
+    fn next_backoff(&mut self) -> Duration {
+        let base = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        base.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
+    }
+
+    fn attach(&mut self, framed: PeerFramed, ctx: &mut Context<Self>) {
+        let parts = framed.into_parts();
+        let (read, write) = parts.io.into_split();
+        self.generation += 1;
+        let gen = self.generation;
+        // Specs are sent once per cluster per connection.
+        self.specs.clear();
+        let outbox = Outbox::start(
+            write,
+            FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
+            CancellationToken::new(),
+        );
+        let mut reader = FramedRead::new(
+            read,
+            FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
+        );
+        // Bytes that arrived with the handshake's last frame belong to us.
+        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        let closed = outbox.closed.clone();
+        let stream = reader
+            .take_until(async move { closed.cancelled().await })
+            .map(move |m| Incoming(gen, Some(m)))
+            .chain(futures::stream::once(async move { Incoming(gen, None) }));
+        ctx.add_message_stream(stream);
+        let holdings = self.holdings();
+        tracing::info!(upstream = %self.upstream(), name = %self.cfg.name, holdings = holdings.len(), "connected");
+        // A single-task worker takes one job, and queues nothing behind it.
+        let (depth, max_jobs) = if self.cfg.single_task {
+            (1, 1)
+        } else {
+            (self.cfg.depth, 0)
+        };
+        // A draining worker offers nothing: no job may be planned for it
+        // before its Drain (sent next) is read.
+        let resources = if self.draining {
+            pilotq_wire::Resources::default()
+        } else {
+            self.cfg.resources
+        };
+        outbox.deliver(ToMaster::Register {
+            resources,
+            holdings,
+            depth,
+            max_jobs,
+        });
+        if self.draining {
+            self.drained = false;
+            outbox.deliver(ToMaster::Drain);
+        }
+        self.outbox = Some(outbox);
+        self.backoff = BACKOFF_MIN;
+        // Results not yet acknowledged follow, in frames of bounded size.
+        self.pending_finished = self.results.values().cloned().collect();
+        self.schedule_flush(ctx);
+    }
+
+    fn holdings(&self) -> Vec<Holding> {
+        let running = self.running.iter().map(|(job, r)| Holding {
+            job: *job,
+            attempt: r.attempt,
+            state: HoldingState::Running {
+                started_at: r.started_at,
+            },
+        });
+        let queued = self.queue.iter().map(|q| Holding {
+            job: q.job,
+            attempt: q.attempt,
+            state: HoldingState::Queued,
+        });
+        let done = self.results.values().map(|r| Holding {
+            job: r.job,
+            attempt: r.attempt,
+            state: HoldingState::ResultFollows,
+        });
+        running.chain(queued).chain(done).collect()
+    }
+
+    pub(super) fn lost_connection(&mut self, ctx: &mut Context<Self>, why: &str) {
+        if let Some(ob) = self.outbox.take() {
+            ob.closed.cancel();
+            self.fail_over();
+            tracing::warn!(
+                "lost the upstream ({why}); jobs keep running; reconnecting to {}",
+                self.upstream()
+            );
+            self.pending_started.clear();
+            self.pending_finished.clear();
+            let wait = self.next_backoff();
+            ctx.run_later(wait, |act, ctx| act.connect(ctx));
+        }
+    }
+}
