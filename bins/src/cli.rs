@@ -1,6 +1,7 @@
 //! `pilotq` and its subcommands.
 
 use crate::client_opts::{ClientOpts, SecretOpts};
+use crate::commands::ops;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -46,6 +47,20 @@ pub enum Command {
     /// condor_rm and condor_status first on PATH and point them at the
     /// master: `eval "$(pilotq env)"`.
     Env(EnvArgs),
+    /// Start N workers in the background, each kept alive by a supervisor
+    /// (alien-workqueue's start-workers, with its WQ_* variables).
+    StartWorkers(StartWorkersArgs),
+    /// Stop the workers start-workers started: drain, then SIGTERM, then
+    /// SIGKILL; clean their pid files and scratch dirs.
+    StopWorkers(StopWorkersArgs),
+    /// Print the number of live workers started by start-workers.
+    CountWorkers(CountWorkersArgs),
+    /// Create the drain file (WQ_DRAIN): workers finish their current jobs
+    /// and exit, and are not respawned. `--off` removes it.
+    Drain(DrainArgs),
+    /// Keep one worker alive (what start-workers leaves running).
+    #[command(hide = true)]
+    Supervise(ops::supervisor::SuperviseArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -248,4 +263,55 @@ pub struct UpArgs {
     pub cores_per_worker: Option<u32>,
     #[command(flatten)]
     pub secret: SecretOpts,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ops::settings::ENV_HELP)]
+pub struct StartWorkersArgs {
+    /// How many workers to start (on the lowest free ids).
+    #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    #[command(flatten)]
+    pub upstream: ops::settings::UpstreamOpts,
+    #[command(flatten)]
+    pub workdir: ops::settings::WorkdirOpt,
+    #[command(flatten)]
+    pub drain: ops::settings::DrainOpt,
+    #[command(flatten)]
+    pub worker: ops::settings::WorkerOpts,
+    #[command(flatten)]
+    pub secret: SecretOpts,
+    /// More `pilotq worker` options for every worker, e.g. `-- --cores 1`.
+    #[arg(last = true, value_name = "WORKER OPTIONS")]
+    pub worker_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ops::settings::ENV_HELP)]
+pub struct StopWorkersArgs {
+    #[command(flatten)]
+    pub workdir: ops::settings::WorkdirOpt,
+    #[command(flatten)]
+    pub drain: ops::settings::DrainOpt,
+    /// Seconds the workers have to finish their jobs after the drain file
+    /// appears; then SIGTERM (running jobs are killed), then SIGKILL.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub grace: f64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ops::settings::ENV_HELP)]
+pub struct CountWorkersArgs {
+    #[command(flatten)]
+    pub workdir: ops::settings::WorkdirOpt,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ops::settings::ENV_HELP)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub drain: ops::settings::DrainOpt,
+    /// Remove the drain file instead.
+    #[arg(long)]
+    pub off: bool,
 }

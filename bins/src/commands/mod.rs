@@ -3,6 +3,7 @@
 pub mod env;
 pub mod journal;
 pub mod master;
+pub mod ops;
 pub mod q;
 pub mod rm;
 pub mod status;
@@ -29,6 +30,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => journal::verify(&journal),
         Command::Up(a) => up::run(a),
         Command::Env(a) => env::run(a),
+        Command::StartWorkers(a) => ops::workers::start(a),
+        Command::StopWorkers(a) => ops::workers::stop(a),
+        Command::CountWorkers(a) => ops::workers::count(a),
+        Command::Drain(a) => ops::drain::run(a),
+        Command::Supervise(a) => ops::supervisor::run(a),
     }
 }
 
