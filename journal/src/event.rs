@@ -63,6 +63,15 @@ pub enum Event {
         job: JobId,
         at: u64,
     },
+    /// A foreman took job `job`, attempt `attempt`, from its master: the job
+    /// is Idle in the foreman's table, pinned to that attempt (attempts hold
+    /// end to end). `spec` comes with the first job of a cluster.
+    JobAdopted {
+        job: JobId,
+        attempt: u32,
+        spec: Option<Box<JobSpec>>,
+        at: u64,
+    },
     /// Every job of the cluster not already Completed or Removed is Removed,
     /// including the ones never materialised: O(1) for a million idle jobs.
     ClusterRemoved {
@@ -83,6 +92,7 @@ impl Event {
             | Event::JobRequeued { at, .. }
             | Event::JobHeld { at, .. }
             | Event::JobRemoved { at, .. }
+            | Event::JobAdopted { at, .. }
             | Event::ClusterRemoved { at, .. } => *at,
         }
     }

@@ -74,12 +74,18 @@ pub struct Job {
     pub attempts: u32,
     /// Unix ms when the job entered its current state.
     pub entered_at: u64,
+    /// On a foreman: the master's attempt this job was adopted with. Every
+    /// local dispatch uses it, and a local requeue keeps it (attempts hold
+    /// end to end). 0: not adopted.
+    #[serde(default)]
+    pub pinned: u32,
 }
 
 const FRESH: Job = Job {
     state: JobState::Idle,
     attempts: 0,
     entered_at: 0,
+    pinned: 0,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +103,10 @@ pub struct Cluster {
     /// Materialised jobs that are Idle again (derived; rebuilt on load).
     #[serde(skip)]
     requeued: BTreeSet<u32>,
+    /// A foreman's copy of a master's cluster: only the jobs it adopted
+    /// exist (no implied ones); `count` is one past the highest.
+    #[serde(default)]
+    adopted: bool,
 }
 
 impl Cluster {
@@ -138,6 +148,7 @@ impl Cluster {
                 job: j,
                 entered_at: j.entered_at,
             },
+            None if self.adopted => return None,
             None if self.removed_at.is_some() => JobRef {
                 job: &REMOVED,
                 entered_at: self.removed_at.unwrap_or(0),
@@ -171,6 +182,7 @@ impl Cluster {
                     state,
                     attempts: 0,
                     entered_at: self.submitted_at,
+                    pinned: 0,
                 },
             );
             if proc >= self.next_fresh {
@@ -189,6 +201,7 @@ const REMOVED: Job = Job {
     state: JobState::Removed,
     attempts: 0,
     entered_at: 0,
+    pinned: 0,
 };
 
 /// A job as read from the table, materialised or implied.
@@ -251,6 +264,7 @@ impl Table {
                     jobs: BTreeMap::new(),
                     removed_at: None,
                     requeued: BTreeSet::new(),
+                    adopted: false,
                 };
                 self.counts.idle += u64::from(*count);
                 self.clusters.insert(*cluster, c);
@@ -325,6 +339,12 @@ impl Table {
                     self.refresh_index(job.cluster);
                 }
             }
+            Event::JobAdopted {
+                job,
+                attempt,
+                spec,
+                at,
+            } => self.adopt(*job, *attempt, spec.as_deref(), *at),
             Event::JobHeld { job, reason, at } => self.settle(
                 *job,
                 JobState::Held {
@@ -364,6 +384,60 @@ impl Table {
                 self.refresh_index(*cluster);
             }
         }
+    }
+
+    /// A foreman takes a job from its master: Idle here, pinned to the
+    /// master's attempt. A newer attempt of a job it had replaces the old
+    /// one; the same or an older attempt changes nothing.
+    fn adopt(&mut self, job: JobId, attempt: u32, spec: Option<&JobSpec>, at: u64) {
+        if attempt == 0 {
+            return;
+        }
+        if !self.clusters.contains_key(&job.cluster) {
+            let Some(spec) = spec else { return };
+            self.last_cluster = self.last_cluster.max(job.cluster.0);
+            self.clusters.insert(
+                job.cluster,
+                Cluster {
+                    spec: Arc::new(spec.clone()),
+                    count: 0,
+                    submitted_at: at,
+                    next_fresh: 0,
+                    ahead: 0,
+                    jobs: BTreeMap::new(),
+                    removed_at: None,
+                    requeued: BTreeSet::new(),
+                    adopted: true,
+                },
+            );
+        }
+        let c = self.clusters.get_mut(&job.cluster).expect("present");
+        if !c.adopted || c.jobs.get(&job.proc).is_some_and(|j| j.pinned >= attempt) {
+            return;
+        }
+        if c.jobs.contains_key(&job.proc) {
+            self.leave(job, JobState::Idle, at);
+        } else {
+            c.jobs.insert(
+                job.proc,
+                Job {
+                    state: JobState::Idle,
+                    attempts: 0,
+                    entered_at: at,
+                    pinned: 0,
+                },
+            );
+            // Only records exist: nothing implied between or after them.
+            c.count = c.count.max(job.proc + 1);
+            c.next_fresh = c.count;
+            self.counts.idle += 1;
+        }
+        let c = self.clusters.get_mut(&job.cluster).expect("present");
+        let j = c.jobs.get_mut(&job.proc).expect("present");
+        j.attempts = attempt - 1;
+        j.pinned = attempt;
+        c.requeued.insert(job.proc);
+        self.refresh_index(job.cluster);
     }
 
     /// Moves a non-final job (materialising it if needed) to a final or held
@@ -435,7 +509,7 @@ impl Table {
                 .map(|(p, _)| *p)
                 .collect();
             let fresh = u64::from(c.fresh_idle());
-            let removed_implied = if c.removed_at.is_some() {
+            let removed_implied = if c.removed_at.is_some() && !c.adopted {
                 u64::from(c.count - c.jobs.len() as u32)
             } else {
                 0
@@ -1148,5 +1222,77 @@ mod tests {
         submit(&mut t, 3, 1, 0, 1);
         assert_eq!(t.restarts(), 1);
         assert_eq!(t.last_cluster(), ClusterId(7));
+    }
+
+    /// A foreman's table: only adopted jobs exist, each pinned to the
+    /// master's attempt through local dispatches and requeues; a newer
+    /// attempt replaces an older one, a stale one changes nothing.
+    #[test]
+    fn adopted_jobs_keep_the_masters_attempt() {
+        let mut t = Table::new();
+        let adopt = |t: &mut Table, proc, attempt, with_spec: bool| {
+            t.apply(&Event::JobAdopted {
+                job: JobId::new(7, proc),
+                attempt,
+                spec: with_spec.then(|| spec(0, 1)),
+                at: AT,
+            });
+            t.check_indexes().unwrap();
+        };
+        // Without a spec the first job of an unknown cluster is ignored.
+        adopt(&mut t, 5, 2, false);
+        assert!(t.cluster(ClusterId(7)).is_none());
+        adopt(&mut t, 5, 2, true);
+        adopt(&mut t, 9, 1, false);
+        assert_eq!(t.counts().idle, 2);
+        // Sparse: process 6 was never adopted, so it does not exist here.
+        assert!(t.job(JobId::new(7, 6)).is_none());
+        assert_eq!(
+            t.select(&[])
+                .iter()
+                .filter(|j| t.job(**j).is_some())
+                .count(),
+            2
+        );
+        let picks = t.pick_idle(Resources::new(8, 100_000, 100_000), 10);
+        assert_eq!(picks, [JobId::new(7, 5), JobId::new(7, 9)]);
+        let r = t.job(JobId::new(7, 5)).unwrap();
+        assert_eq!((r.job.pinned, r.job.attempts), (2, 1));
+        // Dispatched locally with the pinned attempt, lost, requeued: still 2.
+        let job = JobId::new(7, 5);
+        t.apply(&Event::JobDispatched {
+            job,
+            attempt: 2,
+            holder: "w".into(),
+            at: AT,
+        });
+        t.apply(&Event::JobRequeued {
+            job,
+            attempt: 2,
+            reason: "lost".into(),
+            at: AT,
+        });
+        t.check_indexes().unwrap();
+        let r = t.job(job).unwrap();
+        assert_eq!((r.job.state.clone(), r.job.pinned), (JobState::Idle, 2));
+        // The same attempt again changes nothing; a newer one replaces it.
+        let before = t.clone();
+        adopt(&mut t, 5, 2, false);
+        assert_eq!(t, before);
+        t.apply(&Event::JobDispatched {
+            job,
+            attempt: 2,
+            holder: "w".into(),
+            at: AT,
+        });
+        adopt(&mut t, 5, 3, false);
+        let r = t.job(job).unwrap();
+        assert_eq!((r.job.state.clone(), r.job.pinned), (JobState::Idle, 3));
+        assert_eq!(t.jobs_on("w").count(), 0);
+        assert_eq!(t.counts().idle, 2);
+        // A snapshot round trip keeps the adoption.
+        let back = crate::snapshot::decode(&crate::snapshot::encode(&t)).unwrap();
+        assert_eq!(back, t);
+        assert!(back.job(JobId::new(7, 6)).is_none());
     }
 }

@@ -37,6 +37,10 @@ pub enum ToMaster {
         max_jobs: u32,
     },
     Heartbeat,
+    /// What the holder offers changed (a foreman's workers came or went).
+    Capacity {
+        resources: Resources,
+    },
     /// Send me no more jobs (a draining, single-task or idle worker). The
     /// master answers `Drained` once every dispatch it made to this holder
     /// has been sent ahead of the answer.
