@@ -127,3 +127,38 @@ fn unexpected(addr: &str, m: FromMaster) -> ConnectError {
         what: what.chars().take(120).collect(),
     }
 }
+
+/// Splits an authenticated connection into its sending half (an [`Outbox`],
+/// whose writer task runs on the current runtime) and a stream of what
+/// arrives, each item wrapped by `wrap`, ending with `wrap(None)` when the
+/// connection closes — so an actor can tell this connection's end from an
+/// older one's.
+pub fn split_link<M: 'static>(
+    framed: PeerFramed,
+    max_frame: usize,
+    wrap: impl Fn(Option<Result<FromMaster, FrameError>>) -> M + Clone + 'static,
+) -> (
+    crate::outbox::Outbox<ToMaster>,
+    impl futures::Stream<Item = M> + 'static,
+) {
+    let parts = framed.into_parts();
+    let (read, write) = parts.io.into_split();
+    let outbox = crate::outbox::Outbox::start(
+        write,
+        FrameCodec::<FromMaster, ToMaster>::new(max_frame),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let mut reader = tokio_util::codec::FramedRead::new(
+        read,
+        FrameCodec::<FromMaster, ToMaster>::new(max_frame),
+    );
+    // Bytes that arrived with the handshake's last frame belong to us.
+    reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+    let closed = outbox.closed.clone();
+    let end = wrap.clone();
+    let stream = reader
+        .take_until(async move { closed.cancelled().await })
+        .map(move |m| wrap(Some(m)))
+        .chain(futures::stream::once(async move { end(None) }));
+    (outbox, stream)
+}

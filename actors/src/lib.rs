@@ -9,6 +9,7 @@
 //! | [`master`] | the master actor: decide → append → apply → reply; leases; dispatch |
 //! | [`session`] | one actor per accepted connection: handshake, then requests to the master |
 //! | [`outbox`] | a connection's sending half: bounded queue, writer task, slow peers cut |
+//! | [`foreman`] | the foreman: a local master plus its link upstream |
 //! | [`files`] | writing jobs' output and error files, off the master's thread |
 //! | [`user_log`] | HTCondor's job event log (`log = path`): what to write, and writing it |
 //! | [`worker`] | the worker actor, its process executor and executable cache |
@@ -19,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod connect;
 pub mod files;
+pub mod foreman;
 pub mod master;
 pub mod outbox;
 pub mod session;

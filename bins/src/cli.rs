@@ -28,6 +28,9 @@ pub enum Command {
     Master(MasterArgs),
     /// Run a worker: runs the master's jobs as local processes.
     Worker(WorkerArgs),
+    /// Run a foreman: a local queue between the master and its workers,
+    /// which keeps them busy while the master is away.
+    Foreman(ForemanArgs),
     /// Submit a cluster of jobs (like condor_submit).
     Submit(SubmitArgs),
     /// List jobs (like condor_q -nobatch).
@@ -100,6 +103,34 @@ pub struct MasterArgs {
     /// `exec "$@"`. It is shipped to workers like an executable.
     #[arg(long, value_name = "PATH")]
     pub job_wrapper: Option<PathBuf>,
+    #[command(flatten)]
+    pub secret: SecretOpts,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ForemanArgs {
+    /// The master's HOST:PORT (several, comma separated, to fail over).
+    #[arg(long, env = "PILOTQ_MASTER", default_value = crate::client_opts::DEFAULT_MASTER)]
+    pub master: String,
+    /// Address its workers connect to.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    pub listen: String,
+    /// The foreman's own journal directory (only one process may hold it).
+    #[arg(long, default_value = "./pilotq-data/foreman")]
+    pub journal: PathBuf,
+    /// Jobs taken from the master as a multiple of its workers' free slots.
+    #[arg(long, default_value_t = 2)]
+    pub depth: u32,
+    /// The foreman's name at the master (default host:listen-port).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seconds between heartbeats, to the master and expected from workers.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat: f64,
+    /// Seconds a silent worker keeps its jobs before they go back to the
+    /// foreman's queue.
+    #[arg(long, default_value_t = 60.0)]
+    pub lease: f64,
     #[command(flatten)]
     pub secret: SecretOpts,
 }

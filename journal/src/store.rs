@@ -23,6 +23,10 @@ pub struct Store {
     pub(crate) events: sled::Tree,
     pub(crate) snapshots: sled::Tree,
     pub(crate) blobs: sled::Tree,
+    /// On a foreman: results not yet acknowledged by its master, by job and
+    /// attempt. Written before the completion is journaled, so the flush that
+    /// makes the completion durable covers them too.
+    forward: sled::Tree,
     path: PathBuf,
 }
 
@@ -59,6 +63,7 @@ impl Store {
             events: db.open_tree("events")?,
             snapshots: db.open_tree("snapshots")?,
             blobs: db.open_tree("blobs")?,
+            forward: db.open_tree("forward")?,
             db,
             path: path.to_path_buf(),
         })
@@ -180,6 +185,31 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps a result for the master (durable with the next flush).
+    pub fn put_forward(&self, r: &pilotq_wire::JobResult) -> Result<(), JournalError> {
+        let bytes = rmp_serde::to_vec_named(r).map_err(|e| JournalError::Storage(e.to_string()))?;
+        self.forward.insert(forward_key(r.job, r.attempt), bytes)?;
+        Ok(())
+    }
+
+    /// Forgets a result the master acknowledged.
+    pub fn drop_forward(&self, job: pilotq_wire::JobId, attempt: u32) -> Result<(), JournalError> {
+        self.forward.remove(forward_key(job, attempt))?;
+        Ok(())
+    }
+
+    /// Every result still owed to the master.
+    pub fn forwards(&self) -> Result<Vec<pilotq_wire::JobResult>, JournalError> {
+        self.forward
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                rmp_serde::from_slice(&v).map_err(|e| JournalError::Storage(e.to_string()))
+            })
+            .collect()
+    }
+
     pub fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, JournalError> {
         Ok(self.blobs.get(hash.as_bytes())?.map(|v| v.to_vec()))
     }
@@ -187,6 +217,14 @@ impl Store {
     pub fn has_blob(&self, hash: &str) -> Result<bool, JournalError> {
         Ok(self.blobs.contains_key(hash.as_bytes())?)
     }
+}
+
+fn forward_key(job: pilotq_wire::JobId, attempt: u32) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&job.cluster.0.to_be_bytes());
+    k[8..12].copy_from_slice(&job.proc.to_be_bytes());
+    k[12..].copy_from_slice(&attempt.to_be_bytes());
+    k
 }
 
 pub(crate) fn seq_of(key: &[u8]) -> u64 {

@@ -415,22 +415,19 @@ impl Table {
         if !c.adopted || c.jobs.get(&job.proc).is_some_and(|j| j.pinned >= attempt) {
             return;
         }
-        if c.jobs.contains_key(&job.proc) {
-            self.leave(job, JobState::Idle, at);
-        } else {
-            c.jobs.insert(
-                job.proc,
-                Job {
-                    state: JobState::Idle,
-                    attempts: 0,
-                    entered_at: at,
-                    pinned: 0,
-                },
-            );
+        if let std::collections::btree_map::Entry::Vacant(slot) = c.jobs.entry(job.proc) {
+            slot.insert(Job {
+                state: JobState::Idle,
+                attempts: 0,
+                entered_at: at,
+                pinned: 0,
+            });
             // Only records exist: nothing implied between or after them.
             c.count = c.count.max(job.proc + 1);
             c.next_fresh = c.count;
             self.counts.idle += 1;
+        } else {
+            self.leave(job, JobState::Idle, at);
         }
         let c = self.clusters.get_mut(&job.cluster).expect("present");
         let j = c.jobs.get_mut(&job.proc).expect("present");

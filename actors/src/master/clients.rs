@@ -91,6 +91,18 @@ impl Master {
     }
 
     pub(crate) fn on_remove(&mut self, ob: Outbox<FromMaster>, selectors: Vec<Selector>) {
+        self.remove_jobs(selectors, move |removed| {
+            ob.deliver(FromMaster::Removed { jobs: removed });
+        });
+    }
+
+    /// Removes the selected jobs; once durable, their holders are told to
+    /// kill them and `then` hears how many were removed.
+    pub(crate) fn remove_jobs(
+        &mut self,
+        selectors: Vec<Selector>,
+        then: impl FnOnce(u64) + Send + 'static,
+    ) {
         let at = now_ms();
         let mut events = Vec::new();
         let mut removed = 0u64;
@@ -152,7 +164,7 @@ impl Master {
             for (hob, k) in targets {
                 hob.deliver(FromMaster::Kill(k));
             }
-            ob.deliver(FromMaster::Removed { jobs: removed });
+            then(removed);
         });
     }
 

@@ -84,7 +84,13 @@ impl Master {
             }
             let mut assignments = Vec::with_capacity(picks.len());
             for job in picks {
-                let attempt = self.table.job(job).map(|r| r.job.attempts + 1).unwrap_or(1);
+                // A foreman dispatches its master's attempt (attempts hold end
+                // to end); a master, the next one.
+                let attempt = match self.table.job(job) {
+                    Some(r) if r.job.pinned > 0 => r.job.pinned,
+                    Some(r) => r.job.attempts + 1,
+                    None => 1,
+                };
                 let spec = self
                     .table
                     .cluster(job.cluster)

@@ -38,6 +38,7 @@ impl Master {
                     outbox: None,
                     resources: Resources::default(),
                     capacity: Resources::default(),
+                    depth: 1,
                     last_seen: now,
                     blobs_sent: HashSet::new(),
                     specs_sent: HashSet::new(),
@@ -86,6 +87,7 @@ impl Master {
                 outbox: Some(outbox.clone()),
                 resources,
                 capacity: resources.times(depth.clamp(1, 64)),
+                depth: depth.clamp(1, 64),
                 max_jobs,
                 draining: false,
                 last_seen: Instant::now(),
@@ -147,6 +149,26 @@ impl Master {
         if !results.is_empty() {
             self.on_finished_from(&name, outbox, results);
         }
+        self.report_capacity();
+        self.schedule_dispatch(ctx);
+    }
+
+    /// A holder's offer changed (a foreman's workers came or went).
+    pub(crate) fn on_capacity(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: &str,
+        conn: u64,
+        resources: Resources,
+    ) {
+        if !self.touch(name, conn) {
+            return;
+        }
+        if let Some(h) = self.holders.get_mut(name) {
+            h.resources = resources;
+            h.capacity = resources.times(h.depth);
+            tracing::info!(holder = %name, %resources, "holder's offer changed");
+        }
         self.schedule_dispatch(ctx);
     }
 
@@ -159,6 +181,7 @@ impl Master {
         if let Some(h) = self.holders.get_mut(name) {
             h.draining = true;
         }
+        self.report_capacity();
         tracing::info!(holder = %name, "holder draining: no more jobs for it");
         self.after_durable(move || {
             ob.deliver(FromMaster::Drained);
@@ -220,6 +243,9 @@ impl Master {
         let mut events = Vec::new();
         let mut acks = Vec::new();
         let mut files = Vec::new();
+        // On a foreman: results for the master, instead of job files.
+        let mut up = Vec::new();
+        let foreman = self.upstream.is_some();
         for r in results {
             acks.push(Attempt {
                 job: r.job,
@@ -229,7 +255,11 @@ impl Master {
             if !current && !self.completed_by(r.job, r.attempt) {
                 continue; // stale or unknown: the holder may forget it
             }
-            if let Some(c) = self.table.cluster(r.job.cluster) {
+            if foreman {
+                if current {
+                    up.push(r.clone());
+                }
+            } else if let Some(c) = self.table.cluster(r.job.cluster) {
                 let spec = &c.spec;
                 if spec.output.is_some() || spec.error.is_some() {
                     files.push(WriteJobFiles {
@@ -277,8 +307,14 @@ impl Master {
         let (mut dispatched, deliveries) = self.plan_dispatch(vec![name.to_string()]);
         events.append(&mut dispatched);
         let writer = self.files.clone();
+        // Kept before the append, so its flush makes them durable together.
+        self.keep_for_upstream(&up);
+        let upstream = self.upstream.clone();
         self.commit_applied(events, logs, move || {
             super::dispatch::deliver(deliveries);
+            if let (Some(u), false) = (upstream, up.is_empty()) {
+                u.do_send(crate::foreman::Up::Finished(up));
+            }
             let ack = move || {
                 ob.deliver(FromMaster::Ack(acks));
             };
@@ -331,6 +367,7 @@ impl Master {
             }
         }
         self.commit(events, vec![], || {});
+        self.report_capacity();
         self.schedule_dispatch(ctx);
     }
 
@@ -338,7 +375,10 @@ impl Master {
     fn requeue_or_hold(&self, job: JobId, why: &str, now: u64) -> Option<Event> {
         let r = self.table.job(job)?;
         let (_, attempt) = r.job.state.out_on()?;
-        Some(if r.job.attempts >= self.cfg.max_attempts {
+        // A foreman's job belongs to its master's attempt: a worker lost here
+        // sends it back to the local queue; holding is the master's call.
+        let pinned = r.job.pinned > 0;
+        Some(if !pinned && r.job.attempts >= self.cfg.max_attempts {
             Event::JobHeld {
                 job,
                 reason: format!("{why}; {} attempts spent", r.job.attempts),

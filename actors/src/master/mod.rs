@@ -17,10 +17,12 @@
 //! | `holders.rs` | workers and foremen: register, started, finished, leases |
 //! | `clients.rs` | submit, query, remove, status |
 //! | `dispatch.rs` | handing idle jobs to holders with free resources |
+//! | `local_queue.rs` | as a foreman's local queue: adopt, relay up, report capacity |
 
 mod clients;
 mod dispatch;
 mod holders;
+mod local_queue;
 
 use crate::config::MasterConfig;
 use crate::files::{AppendUserLog, JobFiles};
@@ -29,6 +31,7 @@ use crate::session::{Session, SessionSettings};
 use crate::user_log;
 use actix::prelude::*;
 use pilotq_journal::{replay, snapshot, Event, JournalError, Store, Table, Writer};
+use pilotq_wire::message::Started;
 use pilotq_wire::{FromMaster, Resources, Role, ToMaster};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicUsize;
@@ -67,6 +70,7 @@ pub(crate) struct HolderRt {
     pub resources: Resources,
     /// What the holder may be given: its resources times its queue depth.
     pub capacity: Resources,
+    pub depth: u32,
     pub last_seen: Instant,
     /// Executables this connection already received.
     pub blobs_sent: HashSet<String>,
@@ -90,6 +94,9 @@ pub struct Master {
     user_logs: Addr<JobFiles>,
     /// The job wrapper (`--job-wrapper`): its hash and bytes.
     pub(crate) wrapper: Option<(String, Vec<u8>)>,
+    /// On a foreman: where start reports, results and capacity go.
+    pub(crate) upstream: Option<Recipient<crate::foreman::Up>>,
+    pub(crate) capacity_sent: Option<Resources>,
     /// How the master names itself in job event logs.
     pub(crate) host: String,
     /// Executables recently submitted or sent, by hash. A submission's
@@ -165,6 +172,8 @@ impl Master {
             files,
             user_logs: SyncArbiter::start(1, || JobFiles),
             wrapper,
+            upstream: None,
+            capacity_sent: None,
             host: addr.to_string(),
             blobs: HashMap::new(),
             since_snapshot: r.replayed,
@@ -223,7 +232,32 @@ impl Master {
     ) {
         self.since_snapshot += events.len() as u64;
         let user_logs = self.user_logs.clone();
+        // A foreman writes no job event logs (its master does) and reports
+        // starts upstream once they are durable here.
+        let logs = if self.upstream.is_some() {
+            Vec::new()
+        } else {
+            logs
+        };
+        let starts: Vec<Started> = match &self.upstream {
+            None => Vec::new(),
+            Some(_) => events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::JobStarted { job, attempt, at } => Some(Started {
+                        job: *job,
+                        attempt: *attempt,
+                        at: *at,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+        };
+        let upstream = self.upstream.clone();
         let durable = move || {
+            if let (Some(u), false) = (upstream, starts.is_empty()) {
+                u.do_send(crate::foreman::Up::Started(starts));
+            }
             if !logs.is_empty() {
                 // One per append, and appends are bounded by the journal's
                 // queue, so this mailbox is too.
@@ -340,6 +374,9 @@ impl Handler<FromSession> for Master {
                 self.on_register(ctx, role, name, outbox, offer, holdings)
             }
             (Role::Worker | Role::Foreman, ToMaster::Drain) => self.on_drain(&name, conn, outbox),
+            (Role::Worker | Role::Foreman, ToMaster::Capacity { resources }) => {
+                self.on_capacity(ctx, &name, conn, resources)
+            }
             (Role::Worker | Role::Foreman, ToMaster::Heartbeat) => {
                 self.touch(&name, conn);
             }
@@ -377,6 +414,7 @@ impl Handler<SessionClosed> for Master {
             if h.outbox.as_ref().is_some_and(|o| o.conn == m.conn) {
                 tracing::info!(holder = %m.name, role = %m.role, "holder disconnected; its jobs wait one lease for it");
                 h.outbox = None;
+                self.report_capacity();
             }
         }
     }

@@ -3,15 +3,11 @@
 //! happens when the link is lost (jobs keep running; it reconnects).
 
 use super::{Incoming, Worker, BACKOFF_MAX, BACKOFF_MIN};
-use crate::connect::{connect, PeerFramed};
-use crate::outbox::Outbox;
+use crate::connect::{connect, split_link, PeerFramed};
 use actix::prelude::*;
-use futures::StreamExt;
-use pilotq_wire::{FrameCodec, FromMaster, Holding, HoldingState, Role, ToMaster};
+use pilotq_wire::{Holding, HoldingState, Role, ToMaster};
 use rand::Rng;
 use std::time::Duration;
-use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
 
 impl Worker {
     pub(super) fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -68,28 +64,11 @@ impl Worker {
     }
 
     fn attach(&mut self, framed: PeerFramed, ctx: &mut Context<Self>) {
-        let parts = framed.into_parts();
-        let (read, write) = parts.io.into_split();
         self.generation += 1;
         let gen = self.generation;
         // Specs are sent once per cluster per connection.
         self.specs.clear();
-        let outbox = Outbox::start(
-            write,
-            FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
-            CancellationToken::new(),
-        );
-        let mut reader = FramedRead::new(
-            read,
-            FrameCodec::<FromMaster, ToMaster>::new(self.cfg.max_frame),
-        );
-        // Bytes that arrived with the handshake's last frame belong to us.
-        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
-        let closed = outbox.closed.clone();
-        let stream = reader
-            .take_until(async move { closed.cancelled().await })
-            .map(move |m| Incoming(gen, Some(m)))
-            .chain(futures::stream::once(async move { Incoming(gen, None) }));
+        let (outbox, stream) = split_link(framed, self.cfg.max_frame, move |m| Incoming(gen, m));
         ctx.add_message_stream(stream);
         let holdings = self.holdings();
         tracing::info!(upstream = %self.upstream(), name = %self.cfg.name, holdings = holdings.len(), "connected");

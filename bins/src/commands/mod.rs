@@ -1,6 +1,7 @@
 //! One module per `pilotq` subcommand. Each returns the process exit code.
 
 pub mod env;
+pub mod foreman;
 pub mod journal;
 pub mod master;
 pub mod ops;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Master(a) => master::run(a),
         Command::Worker(a) => worker::run(a),
+        Command::Foreman(a) => foreman::run(a),
         Command::Submit(a) => submit::run(a),
         Command::Q(a) => q::run(a),
         Command::Rm(a) => rm::run(a),

@@ -1,0 +1,190 @@
+//! The master as a foreman's local queue: what it does differently when it
+//! has an upstream (see `crate::foreman`). Jobs come from the upstream as
+//! adoptions, removals as its kills; start reports and results go up; it
+//! reports its workers' summed resources as they come and go.
+
+use super::Master;
+use crate::foreman::{
+    Adopt, ForUpstream, Forwarded, Forwards, Registration, SetUpstream, Up, UpstreamKill,
+};
+use actix::prelude::*;
+use pilotq_journal::{now_ms, Event, JobState};
+use pilotq_wire::{Holding, HoldingState, JobId, JobResult, Resources, Selector};
+
+impl Master {
+    /// What this foreman offers upstream: its connected workers' resources.
+    fn offered(&self) -> Resources {
+        self.holders
+            .values()
+            .filter(|h| h.outbox.is_some() && !h.draining)
+            .fold(Resources::default(), |acc, h| acc.plus(&h.resources))
+    }
+
+    /// Tells the upstream when the offer changed.
+    pub(crate) fn report_capacity(&mut self) {
+        let Some(up) = &self.upstream else { return };
+        let now = self.offered();
+        if self.capacity_sent != Some(now) {
+            self.capacity_sent = Some(now);
+            up.do_send(Up::Capacity(now));
+        }
+    }
+
+    /// Every adopted job this foreman still owes the master something for.
+    fn holdings(&self) -> Vec<Holding> {
+        let mut out = Vec::new();
+        for (cid, c) in self.table.clusters() {
+            for (proc, j) in c.records() {
+                if j.pinned == 0 {
+                    continue;
+                }
+                let state = match &j.state {
+                    JobState::Idle | JobState::Assigned { .. } => HoldingState::Queued,
+                    JobState::Running { started_at, .. } => HoldingState::Running {
+                        started_at: *started_at,
+                    },
+                    // Finished here: its result is in the forward tree, or
+                    // was acknowledged.
+                    _ => continue,
+                };
+                out.push(Holding {
+                    job: JobId {
+                        cluster: *cid,
+                        proc,
+                    },
+                    attempt: j.pinned,
+                    state,
+                });
+            }
+        }
+        for r in self.store.forwards().unwrap_or_default() {
+            out.push(Holding {
+                job: r.job,
+                attempt: r.attempt,
+                state: HoldingState::ResultFollows,
+            });
+        }
+        out
+    }
+
+    /// Results go up through the forward tree (durable with the completion's
+    /// flush) instead of into job files.
+    pub(crate) fn keep_for_upstream(&self, results: &[JobResult]) {
+        for r in results {
+            if let Err(e) = self.store.put_forward(r) {
+                tracing::error!(job = %r.job, "cannot keep a result for the master: {e}");
+            }
+        }
+    }
+}
+
+impl Handler<SetUpstream> for Master {
+    type Result = ();
+
+    fn handle(&mut self, m: SetUpstream, _ctx: &mut Context<Self>) {
+        self.upstream = Some(m.0);
+        self.capacity_sent = None;
+        self.report_capacity();
+    }
+}
+
+impl Handler<ForUpstream> for Master {
+    type Result = Registration;
+
+    fn handle(&mut self, _m: ForUpstream, _ctx: &mut Context<Self>) -> Registration {
+        let capacity = self.offered();
+        self.capacity_sent = Some(capacity);
+        Registration {
+            holdings: self.holdings(),
+            capacity,
+        }
+    }
+}
+
+impl Handler<Forwards> for Master {
+    type Result = MessageResult<Forwards>;
+
+    fn handle(&mut self, _m: Forwards, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.store.forwards().unwrap_or_default())
+    }
+}
+
+impl Handler<Forwarded> for Master {
+    type Result = ();
+
+    fn handle(&mut self, m: Forwarded, _ctx: &mut Context<Self>) {
+        for a in m.0 {
+            if let Err(e) = self.store.drop_forward(a.job, a.attempt) {
+                tracing::warn!(job = %a.job, "cannot drop an acknowledged result: {e}");
+            }
+        }
+    }
+}
+
+impl Handler<Adopt> for Master {
+    type Result = ();
+
+    fn handle(&mut self, m: Adopt, ctx: &mut Context<Self>) {
+        let at = now_ms();
+        let mut events = Vec::new();
+        let mut blobs = Vec::new();
+        // The spec comes with a cluster's first job, maybe earlier in this
+        // very batch (not yet in the table).
+        let mut fresh: std::collections::HashMap<pilotq_wire::ClusterId, String> =
+            Default::default();
+        for a in m.0 {
+            let known = fresh.get(&a.job.cluster).cloned();
+            let hash = match (&a.spec, self.table.cluster(a.job.cluster), known) {
+                (Some(s), _, _) => {
+                    fresh.insert(a.job.cluster, s.executable.clone());
+                    s.executable.clone()
+                }
+                (None, Some(c), _) => c.spec.executable.clone(),
+                (None, None, Some(h)) => h,
+                (None, None, None) => {
+                    tracing::error!(job = %a.job, "adopted job of an unknown cluster without its spec; dropped");
+                    continue;
+                }
+            };
+            if let Some(bytes) = a.executable {
+                if !self.store.has_blob(&hash).unwrap_or(false) {
+                    blobs.push((hash.clone(), bytes.clone()));
+                }
+                self.remember_blob(hash, bytes);
+            }
+            events.push(Event::JobAdopted {
+                job: a.job,
+                attempt: a.attempt,
+                spec: a.spec.map(Box::new),
+                at,
+            });
+        }
+        if !events.is_empty() {
+            self.commit(events, blobs, || {});
+            self.schedule_dispatch(ctx);
+        }
+    }
+}
+
+impl Handler<UpstreamKill> for Master {
+    type Result = ();
+
+    fn handle(&mut self, m: UpstreamKill, _ctx: &mut Context<Self>) {
+        let selectors: Vec<Selector> =
+            m.0.iter()
+                .filter(|k| {
+                    self.table
+                        .job(k.job)
+                        .is_some_and(|r| r.job.pinned == k.attempt)
+                })
+                .map(|k| Selector::Job(k.job))
+                .collect();
+        // Their results, if any, are moot too.
+        for k in &m.0 {
+            let _ = self.store.drop_forward(k.job, k.attempt);
+        }
+        if !selectors.is_empty() {
+            self.remove_jobs(selectors, |_| {});
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `pilotq foreman`: a local master for its workers, linked upstream to the
+//! real master as one holder.
+
+use crate::cli::ForemanArgs;
+use crate::commands::seconds;
+use actix::Actor;
+use anyhow::Result;
+use pilotq_actors::foreman::{SetUpstream, Upstream, UpstreamConfig};
+use pilotq_actors::{Master, MasterConfig, Shutdown};
+use std::io::Write;
+
+pub fn run(a: ForemanArgs) -> Result<i32> {
+    crate::logging::init("info");
+    let secret = a.secret.load()?;
+    let mut cfg = MasterConfig::new(a.listen.clone(), a.journal.clone());
+    cfg.secret = secret.clone();
+    cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
+    cfg.lease = seconds("lease", a.lease)?;
+    let upstreams: Vec<String> = a
+        .master
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if upstreams.is_empty() {
+        anyhow::bail!("--master needs HOST:PORT");
+    }
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let name = a.name.clone();
+        cfg.name = name.clone().unwrap_or_else(|| "pilotq-foreman".into());
+        let (master, info) = Master::start(cfg.clone()).await?;
+        let name = name.unwrap_or_else(|| format!("{}:{}", pilotq_actors::config::hostname(), info.addr.port()));
+        let up = Upstream::new(
+            UpstreamConfig {
+                upstreams,
+                name: name.clone(),
+                secret,
+                max_frame: cfg.max_frame,
+                heartbeat: cfg.heartbeat,
+                depth: a.depth.clamp(1, 64),
+            },
+            master.clone(),
+        )
+        .start();
+        master.send(SetUpstream(up.recipient())).await?;
+        tracing::info!(%name, replayed = info.replayed, jobs = info.jobs, "foreman journal {} replayed", a.journal.display());
+        println!("pilotq foreman listening on {}", info.addr);
+        let _ = std::io::stdout().flush();
+        let sig = crate::signals::stop_requested().await;
+        tracing::info!("{sig}: storing a snapshot and stopping");
+        let _ = master.send(Shutdown).await;
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
