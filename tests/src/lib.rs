@@ -11,6 +11,7 @@
 //! | [`bin`] | the `pilotq` binary (`$PILOTQ_BIN`, else `$CARGO_TARGET_DIR/debug/pilotq`, else `<workspace>/target/debug/pilotq`) |
 //! | [`Proc`] | one child process: stdout and stderr in files under the tempdir, SIGKILL on drop |
 //! | [`Master`], [`Worker`] | `pilotq master` / `pilotq worker` guards |
+//! | [`Foreman`], [`Cluster::start_foreman`], [`Cluster::add_worker_to`] | `pilotq foreman` guards (own journal, own port) and workers behind them |
 //! | [`MasterOpts`] | lease, heartbeat, handshake timeout, max frame, password, fixed port |
 //! | [`Cluster`] | one test's world: a tempdir, a master, workers, client helpers (`run`, `submit`, `q_json`, `wait_until`, `journal_events`) and diagnostics for panic messages |
 //! | [`Job`] | one object of `q --json`, typed |
@@ -282,6 +283,31 @@ pub struct Worker {
     pub cores: u32,
 }
 
+/// A running `pilotq foreman`: a local queue between the master and its
+/// workers, with its own journal under `<tempdir>/foremen/<name>`.
+pub struct Foreman {
+    pub proc: Proc,
+    pub name: String,
+    pub addr: String,
+    pub port: u16,
+    pub journal: PathBuf,
+}
+
+/// Fails the test with one clear line if this `pilotq` has no `foreman`
+/// subcommand (rather than a listen-line timeout further down).
+fn require_foreman_subcommand() {
+    let mut cmd = Command::new(bin());
+    cmd.args(["foreman", "--help"]).stdin(Stdio::null());
+    let out = run_with_timeout(cmd, Duration::from_secs(20), "pilotq foreman --help");
+    if !out.ok() {
+        panic!(
+            "`pilotq foreman` is not available in {}: `pilotq foreman --help` failed; \
+             build a pilotq that has the foreman (`cargo build --bins`)\n{out}",
+            pilotq_path().display()
+        );
+    }
+}
+
 /// What a client command printed.
 #[derive(Debug, Clone)]
 pub struct Out {
@@ -357,6 +383,8 @@ pub struct Cluster {
     pub opts: MasterOpts,
     pub master: Option<Master>,
     pub workers: Vec<Worker>,
+    /// Foremen, in the order started (a restarted one appears again).
+    pub foremen: Vec<Foreman>,
     /// Other processes started by the test (e.g. `pilotq up`).
     pub others: Vec<Proc>,
     /// The password file clients use (`PILOTQ_PASSWORD_FILE`).
@@ -384,6 +412,7 @@ impl Cluster {
             opts: MasterOpts::default(),
             master: None,
             workers: Vec::new(),
+            foremen: Vec::new(),
             others: Vec::new(),
             client_password: None,
             port: None,
@@ -537,6 +566,84 @@ impl Cluster {
             cores,
         });
         self.workers.last().unwrap()
+    }
+
+    /// [`Cluster::add_worker`] with another upstream: `pilotq worker
+    /// --master UPSTREAM` (a foreman's address, say).
+    pub fn add_worker_to(&mut self, name: &str, cores: u32, upstream: &str) -> &Worker {
+        let mut cmd = self.command();
+        cmd.arg("worker")
+            .args(["--master", upstream])
+            .args(["--cores", &cores.to_string()])
+            .arg("--workdir")
+            .arg(self.root.join("workers").join(name))
+            .args(["--name", name])
+            .args(["--heartbeat", &self.opts.heartbeat.to_string()])
+            .env("PILOTQ_TEST_CANARY", "inherited-from-the-worker");
+        if let Some(p) = &self.opts.password_file {
+            cmd.arg("--password-file").arg(p);
+        }
+        let proc = self.spawn(&format!("worker-{name}"), cmd);
+        self.workers.push(Worker {
+            proc,
+            name: name.to_string(),
+            cores,
+        });
+        self.workers.last().unwrap()
+    }
+
+    /// Starts (or, after [`Cluster::kill_foreman`], restarts) `pilotq foreman
+    /// --master <the master> --listen 127.0.0.1:PORT --journal
+    /// <tempdir>/foremen/NAME --name NAME --heartbeat <the master's> EXTRA…`
+    /// and waits for its listen line. PORT 0 picks any; a foreman that must
+    /// restart on its address needs a fixed one ([`free_port`]).
+    pub fn start_foreman(&mut self, name: &str, port: u16, extra: &[&str]) -> &Foreman {
+        require_foreman_subcommand();
+        if let Some(f) = self.foremen.iter_mut().find(|f| f.name == name) {
+            assert!(!f.proc.running(), "foreman {name} is already running");
+        }
+        let starts = self.foremen.iter().filter(|f| f.name == name).count() + 1;
+        let journal = self.root.join("foremen").join(name);
+        let mut cmd = self.command();
+        cmd.arg("foreman")
+            .args(["--master", &self.addr()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--journal")
+            .arg(&journal)
+            .args(["--name", name])
+            .args(["--heartbeat", &self.opts.heartbeat.to_string()]);
+        if let Some(p) = &self.opts.password_file {
+            cmd.arg("--password-file").arg(p);
+        }
+        cmd.args(extra);
+        let mut proc = self.spawn(&format!("foreman-{name}-{starts}"), cmd);
+        let addr = read_listen_line(&mut proc, "pilotq foreman listening on ");
+        let port: u16 = addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("bad foreman listen address {addr:?}"));
+        self.foremen.push(Foreman {
+            proc,
+            name: name.to_string(),
+            addr,
+            port,
+            journal,
+        });
+        self.foremen.last().unwrap()
+    }
+
+    /// The latest foreman started as `name`.
+    pub fn foreman(&mut self, name: &str) -> &mut Foreman {
+        self.foremen
+            .iter_mut()
+            .rev()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no foreman {name}"))
+    }
+
+    /// SIGKILL a foreman (and reap it).
+    pub fn kill_foreman(&mut self, name: &str) {
+        self.foreman(name).proc.kill_9();
     }
 
     pub fn worker(&mut self, name: &str) -> &mut Worker {
@@ -878,6 +985,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for w in &mut self.workers {
             w.proc.kill_9();
+        }
+        for f in &mut self.foremen {
+            f.proc.kill_9();
         }
         if let Some(m) = &mut self.master {
             m.kill_9();
