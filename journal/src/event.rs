@@ -72,6 +72,15 @@ pub enum Event {
         spec: Option<Box<JobSpec>>,
         at: u64,
     },
+    /// Attempt `attempt` of `job` is now held by `holder`: its first holder
+    /// was lost and another (a foreman its worker failed over to) reported
+    /// it. The attempt, and the job's state, are unchanged.
+    JobMoved {
+        job: JobId,
+        attempt: u32,
+        holder: String,
+        at: u64,
+    },
     /// Every job of the cluster not already Completed or Removed is Removed,
     /// including the ones never materialised: O(1) for a million idle jobs.
     ClusterRemoved {
@@ -93,6 +102,7 @@ impl Event {
             | Event::JobHeld { at, .. }
             | Event::JobRemoved { at, .. }
             | Event::JobAdopted { at, .. }
+            | Event::JobMoved { at, .. }
             | Event::ClusterRemoved { at, .. } => *at,
         }
     }

@@ -345,6 +345,12 @@ impl Table {
                 spec,
                 at,
             } => self.adopt(*job, *attempt, spec.as_deref(), *at),
+            Event::JobMoved {
+                job,
+                attempt,
+                holder,
+                ..
+            } => self.move_to(*job, *attempt, holder),
             Event::JobHeld { job, reason, at } => self.settle(
                 *job,
                 JobState::Held {
@@ -384,6 +390,31 @@ impl Table {
                 self.refresh_index(*cluster);
             }
         }
+    }
+
+    /// Hands attempt `attempt` of `job` to `holder`, state unchanged.
+    fn move_to(&mut self, job: JobId, attempt: u32, holder: &str) {
+        if self.current_attempt(job) != Some(attempt) {
+            return;
+        }
+        let to: Arc<str> = match self.out_on.get_key_value(holder) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(holder),
+        };
+        let Some(j) = self.job_mut(job) else { return };
+        let from = match &mut j.state {
+            JobState::Assigned { holder: h, .. } | JobState::Running { holder: h, .. } => {
+                std::mem::replace(h, to.clone())
+            }
+            _ => return,
+        };
+        if let Some(set) = self.out_on.get_mut(&from) {
+            set.remove(&job);
+            if set.is_empty() {
+                self.out_on.remove(&from);
+            }
+        }
+        self.out_on.entry(to).or_default().insert(job);
     }
 
     /// A foreman takes a job from its master: Idle here, pinned to the

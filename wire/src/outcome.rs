@@ -47,6 +47,10 @@ pub struct Holding {
     pub job: JobId,
     pub attempt: u32,
     pub state: HoldingState,
+    /// The job's spec, for jobs running or queued: a foreman that did not
+    /// hand out the job (its worker failed over to it) adopts it from this.
+    #[serde(default)]
+    pub spec: Option<Box<crate::JobSpec>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

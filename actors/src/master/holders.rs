@@ -103,7 +103,38 @@ impl Master {
         let mut reported: HashSet<JobId> = HashSet::new();
         for h in holdings {
             reported.insert(h.job);
-            let current = self.is_current(&name, h.job, h.attempt);
+            let current = self.claim(&name, h.job, h.attempt);
+            // A foreman adopts what a worker that failed over to it brings
+            // (its master moves the job to this foreman when it hears of it).
+            let adoptable = !current
+                && self.upstream.is_some()
+                && self.table.job(h.job).is_none()
+                && h.spec.is_some()
+                && matches!(h.state, HoldingState::Queued | HoldingState::Running { .. });
+            if adoptable {
+                let at = now_ms();
+                events.push(Event::JobAdopted {
+                    job: h.job,
+                    attempt: h.attempt,
+                    spec: h.spec,
+                    at,
+                });
+                events.push(Event::JobDispatched {
+                    job: h.job,
+                    attempt: h.attempt,
+                    holder: name.clone(),
+                    at,
+                });
+                if let HoldingState::Running { started_at } = h.state {
+                    events.push(Event::JobStarted {
+                        job: h.job,
+                        attempt: h.attempt,
+                        at: started_at,
+                    });
+                }
+                tracing::info!(job = %h.job, worker = %name, "adopted a job its worker brought from another foreman");
+                continue;
+            }
             match (h.state, current) {
                 (HoldingState::Queued, true) => {}
                 (HoldingState::Queued, false) => kills.push(Attempt {
@@ -199,7 +230,7 @@ impl Master {
                 // A late start report of a job that already finished.
                 continue;
             }
-            if !self.is_current(name, s.job, s.attempt) {
+            if !self.claim(name, s.job, s.attempt) {
                 kills.push(Attempt {
                     job: s.job,
                     attempt: s.attempt,
@@ -251,7 +282,13 @@ impl Master {
                 job: r.job,
                 attempt: r.attempt,
             });
-            let current = self.is_current(name, r.job, r.attempt);
+            // A foreman passes up results of jobs it never had (its worker
+            // failed over to it with them): its master decides.
+            if foreman && self.table.job(r.job).is_none() {
+                up.push(r);
+                continue;
+            }
+            let current = self.claim(name, r.job, r.attempt);
             if !current && !self.completed_by(r.job, r.attempt) {
                 continue; // stale or unknown: the holder may forget it
             }
@@ -392,6 +429,39 @@ impl Master {
                 at: now,
             }
         })
+    }
+
+    /// Whether `holder` may report on attempt `attempt` of `job`: it holds
+    /// it, or the attempt's holder is gone (not connected) and `holder` now
+    /// has it — a worker that failed over to another foreman, which reports
+    /// it. Then the job is moved to `holder` (journaled first, in order).
+    fn claim(&mut self, holder: &str, job: JobId, attempt: u32) -> bool {
+        if self.is_current(holder, job, attempt) {
+            return true;
+        }
+        let owner_gone = match self
+            .table
+            .job(job)
+            .and_then(|r| r.job.state.out_on().map(|(h, a)| (h.clone(), a)))
+        {
+            Some((owner, a)) if a == attempt => {
+                self.holders.get(&*owner).is_none_or(|h| h.outbox.is_none())
+            }
+            _ => false,
+        };
+        if !owner_gone {
+            return false;
+        }
+        tracing::info!(%job, attempt, to = %holder, "attempt reported by another holder; moved to it");
+        let e = Event::JobMoved {
+            job,
+            attempt,
+            holder: holder.to_string(),
+            at: now_ms(),
+        };
+        self.table.apply(&e);
+        self.commit_applied(vec![e], vec![], || {});
+        true
     }
 
     fn is_current(&self, holder: &str, job: JobId, attempt: u32) -> bool {

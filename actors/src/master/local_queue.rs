@@ -54,6 +54,8 @@ impl Master {
                     },
                     attempt: j.pinned,
                     state,
+                    // Our master has the spec: it handed us the job.
+                    spec: None,
                 });
             }
         }
@@ -62,6 +64,7 @@ impl Master {
                 job: r.job,
                 attempt: r.attempt,
                 state: HoldingState::ResultFollows,
+                spec: None,
             });
         }
         out

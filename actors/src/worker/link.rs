@@ -106,6 +106,7 @@ impl Worker {
         let running = self.running.iter().map(|(job, r)| Holding {
             job: *job,
             attempt: r.attempt,
+            spec: Some(Box::new((*r.spec).clone())),
             state: HoldingState::Running {
                 started_at: r.started_at,
             },
@@ -113,11 +114,13 @@ impl Worker {
         let queued = self.queue.iter().map(|q| Holding {
             job: q.job,
             attempt: q.attempt,
+            spec: Some(Box::new((*q.spec).clone())),
             state: HoldingState::Queued,
         });
         let done = self.results.values().map(|r| Holding {
             job: r.job,
             attempt: r.attempt,
+            spec: None,
             state: HoldingState::ResultFollows,
         });
         running.chain(queued).chain(done).collect()

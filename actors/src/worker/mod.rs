@@ -64,6 +64,8 @@ struct RunningJob {
     pgid: Option<i32>,
     started_at: u64,
     request: Resources,
+    /// Reported with the holdings, for a foreman that must adopt the job.
+    spec: Arc<JobSpec>,
 }
 
 pub struct Worker {
@@ -267,6 +269,7 @@ impl Worker {
                     pgid,
                     started_at,
                     request: a.spec.request,
+                    spec: a.spec.clone(),
                 },
             );
             if pgid.is_some() {
