@@ -1323,4 +1323,40 @@ mod tests {
         assert_eq!(back, t);
         assert!(back.job(JobId::new(7, 6)).is_none());
     }
+
+    /// A job moved to another holder keeps its state and attempt; a move of
+    /// any other attempt changes nothing.
+    #[test]
+    fn a_moved_attempt_changes_holder_only() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 1, 0, 1);
+        let job = JobId::new(1, 0);
+        dispatch(&mut t, job, 1, "f1");
+        start(&mut t, job, 1);
+        apply_ignored(
+            &mut t,
+            Event::JobMoved {
+                job,
+                attempt: 2,
+                holder: "f2".into(),
+                at: AT,
+            },
+        );
+        apply(
+            &mut t,
+            Event::JobMoved {
+                job,
+                attempt: 1,
+                holder: "f2".into(),
+                at: AT,
+            },
+        );
+        assert_eq!(t.jobs_on("f1").count(), 0);
+        assert_eq!(t.jobs_on("f2").collect::<Vec<_>>(), [job]);
+        let r = t.job(job).unwrap();
+        assert!(
+            matches!(&r.job.state, JobState::Running { holder, attempt: 1, .. } if &**holder == "f2")
+        );
+        assert_eq!(t.counts().running, 1);
+    }
 }
