@@ -61,6 +61,14 @@ pub enum Command {
     /// Create the drain file (WQ_DRAIN): workers finish their current jobs
     /// and exit, and are not respawned. `--off` removes it.
     Drain(DrainArgs),
+    /// Start N foremen (default WQ_NUM_FOREMEN) in the background, each
+    /// kept alive by a supervisor (alien-workqueue's start-foremen).
+    StartForemen(StartForemenArgs),
+    /// Stop the foremen start-foremen started: drain, wait for their local
+    /// workers to leave, then SIGTERM, then SIGKILL.
+    StopForemen(StopForemenArgs),
+    /// Print the number of live foremen started by start-foremen.
+    CountForemen(CountForemenArgs),
     /// Keep one worker alive (what start-workers leaves running).
     #[command(hide = true)]
     Supervise(ops::supervisor::SuperviseArgs),
@@ -292,6 +300,11 @@ pub struct UpArgs {
     /// Cores per worker (default: this machine's cores divided among the workers, at least 1).
     #[arg(long)]
     pub cores_per_worker: Option<u32>,
+    /// Foremen between the master and the workers, each with its own
+    /// journal under the data dir; workers are spread over them
+    /// round-robin. 0: workers connect straight to the master.
+    #[arg(long, default_value_t = 0)]
+    pub foremen: u32,
     #[command(flatten)]
     pub secret: SecretOpts,
 }
@@ -345,4 +358,47 @@ pub struct DrainArgs {
     /// Remove the drain file instead.
     #[arg(long)]
     pub off: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ops::foremen::FOREMEN_HELP)]
+pub struct StartForemenArgs {
+    /// How many foremen to start (on the lowest free ids)
+    /// [default: WQ_NUM_FOREMEN, else 2].
+    #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: Option<u32>,
+    #[command(flatten)]
+    pub upstream: ops::settings::ForemenOpts,
+    #[command(flatten)]
+    pub workdir: ops::settings::WorkdirOpt,
+    #[command(flatten)]
+    pub drain: ops::settings::DrainOpt,
+    #[command(flatten)]
+    pub respawn: ops::settings::RespawnOpt,
+    #[command(flatten)]
+    pub secret: SecretOpts,
+    /// More `pilotq foreman` options for every foreman, e.g. `-- --depth 4`.
+    #[arg(last = true, value_name = "FOREMAN OPTIONS")]
+    pub foreman_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ops::foremen::FOREMEN_HELP)]
+pub struct StopForemenArgs {
+    #[command(flatten)]
+    pub workdir: ops::settings::WorkdirOpt,
+    #[command(flatten)]
+    pub drain: ops::settings::DrainOpt,
+    /// Seconds to wait, after the drain file appears, for the workers of
+    /// this work dir that use these foremen to leave; then SIGTERM, then
+    /// SIGKILL.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub grace: f64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ops::foremen::FOREMEN_HELP)]
+pub struct CountForemenArgs {
+    #[command(flatten)]
+    pub workdir: ops::settings::WorkdirOpt,
 }

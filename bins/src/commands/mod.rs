@@ -35,6 +35,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::StartWorkers(a) => ops::workers::start(a),
         Command::StopWorkers(a) => ops::workers::stop(a),
         Command::CountWorkers(a) => ops::workers::count(a),
+        Command::StartForemen(a) => ops::foremen::start(a),
+        Command::StopForemen(a) => ops::foremen::stop(a),
+        Command::CountForemen(a) => ops::foremen::count(a),
         Command::Drain(a) => ops::drain::run(a),
         Command::Supervise(a) => ops::supervisor::run(a),
     }

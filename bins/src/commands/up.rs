@@ -1,6 +1,10 @@
-//! `pilotq up`: a master and local workers as child processes of this one,
-//! data under one directory. Ctrl-C (or SIGTERM) stops the workers, then the
-//! master, which stores a snapshot and flushes its journal.
+//! `pilotq up`: a master, optionally foremen (`--foremen F`), and local
+//! workers as child processes of this one, data under one directory.
+//! Foreman i keeps its journal in `<data>/foreman-<i>` and listens on a free
+//! loopback port; workers are spread over the foremen round-robin, or
+//! connect straight to the master when there are none. Ctrl-C (or SIGTERM)
+//! stops the workers, then the foremen, then the master (which stores a
+//! snapshot and flushes its journal), each with SIGTERM, waiting for each.
 
 use crate::cli::UpArgs;
 use crate::machine;
@@ -27,32 +31,82 @@ pub fn run(a: UpArgs) -> Result<i32> {
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start the master")?;
-    let addr = wait_for_listen(&mut master)?;
+    let addr = wait_for_listen(&mut master, "pilotq master listening on ")?;
+    let host = pilotq_actors::config::hostname();
+    let mut foremen: Vec<(Child, String)> = Vec::new();
+    for i in 0..a.foremen {
+        let f = Command::new(&me)
+            .arg("foreman")
+            .args(["--master", &addr])
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--journal")
+            .arg(a.data.join(format!("foreman-{i}")))
+            .args(["--name", &format!("{host}-f{i}")])
+            .args(&secret_args)
+            .stdout(Stdio::piped())
+            .spawn();
+        let started = f.context("cannot start a foreman").and_then(|mut f| {
+            match wait_for_listen(&mut f, "pilotq foreman listening on ") {
+                Ok(at) => Ok((f, at)),
+                Err(e) => {
+                    terminate(&f);
+                    let _ = f.wait();
+                    Err(e)
+                }
+            }
+        });
+        match started {
+            Ok(f) => foremen.push(f),
+            Err(e) => {
+                let _ = stop_all(Vec::new(), foremen, master);
+                return Err(e);
+            }
+        }
+    }
     let cores = a
         .cores_per_worker
         .unwrap_or_else(|| (machine::cores() / a.workers.max(1)).max(1));
     let mut workers: Vec<Child> = Vec::new();
     for i in 0..a.workers {
+        let upstream = match foremen.len() {
+            0 => addr.clone(),
+            n => foremen[i as usize % n].1.clone(),
+        };
         let w = Command::new(&me)
             .arg("worker")
-            .args(["--master", &addr])
+            .args(["--master", &upstream])
             .args(["--cores", &cores.to_string()])
             .arg("--workdir")
             .arg(a.data.join(format!("worker-{i}")))
-            .args([
-                "--name",
-                &format!("{}-w{i}", pilotq_actors::config::hostname()),
-            ])
+            .args(["--name", &format!("{host}-w{i}")])
             .args(&secret_args)
-            .spawn()
-            .context("cannot start a worker")?;
-        workers.push(w);
+            .spawn();
+        match w {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                let _ = stop_all(workers, foremen, master);
+                return Err(e).context("cannot start a worker");
+            }
+        }
     }
     println!(
         "pilotq up: master at {addr}, {} worker(s) of {cores} core(s); data in {}",
         a.workers,
         a.data.display()
     );
+    for (i, (_, at)) in foremen.iter().enumerate() {
+        println!(
+            "  foreman {i} at {at}, journal {}",
+            a.data.join(format!("foreman-{i}")).display()
+        );
+    }
+    if !foremen.is_empty() {
+        println!(
+            "  workers spread over the {} foremen (worker i → foreman i mod {})",
+            foremen.len(),
+            foremen.len()
+        );
+    }
     println!("  export PILOTQ_MASTER={addr}   # then: pilotq submit -- /bin/echo hi; pilotq q");
     println!("Press Ctrl-C to stop.");
     let sys = tokio::runtime::Builder::new_current_thread()
@@ -65,29 +119,48 @@ pub fn run(a: UpArgs) -> Result<i32> {
         }
     });
     if sig.is_none() {
-        eprintln!("pilotq up: the master exited; stopping the workers");
+        eprintln!("pilotq up: the master exited; stopping the foremen and workers");
     }
+    let status = stop_all(workers, foremen, master);
+    match status {
+        Ok(s) => println!("pilotq up: stopped (master {s})"),
+        Err(e) => println!("pilotq up: stopped (master: {e})"),
+    }
+    Ok(if sig.is_some() { 0 } else { 1 })
+}
+
+/// SIGTERM to the workers, then the foremen, then the master, waiting for
+/// each group before the next; the master's exit status.
+fn stop_all(
+    workers: Vec<Child>,
+    foremen: Vec<(Child, String)>,
+    mut master: Child,
+) -> std::io::Result<std::process::ExitStatus> {
     for w in &workers {
         terminate(w);
     }
     for mut w in workers {
         let _ = w.wait();
     }
+    for (f, _) in &foremen {
+        terminate(f);
+    }
+    for (mut f, _) in foremen {
+        let _ = f.wait();
+    }
     terminate(&master);
-    let status = master.wait()?;
-    println!("pilotq up: stopped (master {status})");
-    Ok(if sig.is_some() { 0 } else { 1 })
+    master.wait()
 }
 
-/// Reads the master's stdout until it says where it listens.
-fn wait_for_listen(master: &mut Child) -> Result<String> {
-    let out = master.stdout.take().context("master stdout")?;
+/// Reads a child's stdout until it prints `prefix` and where it listens.
+fn wait_for_listen(child: &mut Child, prefix: &str) -> Result<String> {
+    let out = child.stdout.take().context("child stdout")?;
     let mut lines = BufReader::new(out).lines();
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         match lines.next() {
             Some(Ok(l)) => {
-                if let Some(addr) = l.strip_prefix("pilotq master listening on ") {
+                if let Some(addr) = l.strip_prefix(prefix) {
                     let addr = addr.trim().to_string();
                     // Keep draining its stdout so it never blocks on a full pipe.
                     std::thread::spawn(move || for _ in lines {});
@@ -97,7 +170,10 @@ fn wait_for_listen(master: &mut Child) -> Result<String> {
             _ => break,
         }
     }
-    bail!("the master did not start (see its messages above)")
+    bail!(
+        "the {} did not start (see its messages above)",
+        prefix.split_whitespace().nth(1).unwrap_or("process")
+    )
 }
 
 async fn watch_exit(pid: u32) {

@@ -1,6 +1,6 @@
-//! `pilotq drain [--off]`: the drain file. While it exists, workers (and,
-//! when they come, foremen) finish their current jobs and exit, and their
-//! supervisors do not respawn them.
+//! `pilotq drain [--off]`: the drain file. While it exists, workers finish
+//! their current jobs and exit, and their (and the foremen's) supervisors
+//! do not respawn them (`stop-foremen` then stops the foremen).
 
 use super::settings::Env;
 use crate::cli::DrainArgs;

@@ -247,6 +247,18 @@ fn plural(n: usize) -> &'static str {
 /// removes the drain file if it made it, the pid files and the scratch
 /// dirs.
 pub fn stop(layout: &Layout, drain_file: &Path, grace: Duration) -> Result<Stopped> {
+    stop_when(layout, drain_file, grace, &|| false)
+}
+
+/// [`stop`], but the wait for the drain ends early, and SIGTERM follows at
+/// once, when `drained` says so (foremen, which do not leave on their own:
+/// once their workers are gone).
+pub fn stop_when(
+    layout: &Layout,
+    drain_file: &Path,
+    grace: Duration,
+    drained: &dyn Fn() -> bool,
+) -> Result<Stopped> {
     let mut done = Stopped::default();
     let Some(layout) = existing(layout) else {
         return Ok(done);
@@ -267,7 +279,7 @@ pub fn stop(layout: &Layout, drain_file: &Path, grace: Duration) -> Result<Stopp
         grace.as_secs_f64(),
         ids.len()
     );
-    escalate(&layout, &ids, grace, &mut done);
+    escalate(&layout, &ids, grace, drained, &mut done);
     if created {
         drain::remove(drain_file)?;
     }
@@ -275,10 +287,16 @@ pub fn stop(layout: &Layout, drain_file: &Path, grace: Duration) -> Result<Stopp
     Ok(done)
 }
 
-/// Waits `grace` for `ids` to leave on their own, then SIGTERMs what is
-/// left and waits [`TERM_WAIT`], then SIGKILLs.
-fn escalate(layout: &Layout, ids: &BTreeSet<u32>, grace: Duration, done: &mut Stopped) {
-    let mut left = wait_gone(layout, ids, grace, &mut done.drained);
+/// Waits `grace` (or until `drained`) for `ids` to leave on their own,
+/// then SIGTERMs what is left and waits [`TERM_WAIT`], then SIGKILLs.
+fn escalate(
+    layout: &Layout,
+    ids: &BTreeSet<u32>,
+    grace: Duration,
+    drained: &dyn Fn() -> bool,
+    done: &mut Stopped,
+) {
+    let mut left = wait_gone_or(layout, ids, grace, drained, &mut done.drained);
     if left.is_empty() {
         return;
     }
@@ -314,6 +332,17 @@ fn wait_gone(
     timeout: Duration,
     gone: &mut BTreeSet<u32>,
 ) -> BTreeSet<u32> {
+    wait_gone_or(layout, ids, timeout, &|| false, gone)
+}
+
+/// [`wait_gone`], ending early when `enough` says so.
+fn wait_gone_or(
+    layout: &Layout,
+    ids: &BTreeSet<u32>,
+    timeout: Duration,
+    enough: &dyn Fn() -> bool,
+    gone: &mut BTreeSet<u32>,
+) -> BTreeSet<u32> {
     let deadline = Instant::now() + timeout;
     loop {
         let slots = slots::running(layout);
@@ -322,7 +351,7 @@ fn wait_gone(
             .copied()
             .filter(|id| slots.get(id).is_some_and(|s| !s.is_empty()))
             .collect();
-        if left.is_empty() || Instant::now() >= deadline {
+        if left.is_empty() || Instant::now() >= deadline || enough() {
             gone.extend(ids.difference(&left));
             return left;
         }

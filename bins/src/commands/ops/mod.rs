@@ -23,14 +23,17 @@
 //! | [`supervisor`] | `pilotq supervise`: run, respawn with backoff, stop on SIGTERM; starting one detached |
 //! | [`lifecycle`] | for any role: start N supervisors, stop them (drain → TERM → KILL), count |
 //! | [`workers`] | the worker role: its settings and command line; `start-`, `stop-`, `count-workers` |
+//! | [`foremen`] | the foreman role: its command line; `start-`, `stop-`, `count-foremen` |
 //! | [`drain`] | `pilotq drain [--off]` |
 //!
-//! Only workers exist today. A role is a [`Role`] variant: its subcommand
-//! names its pid files, logs and scratch dirs, and tells our processes from
-//! others. Foremen come as a second variant, a module like [`workers`] that
-//! builds their command line, and their `*-foremen` commands.
+//! A role is a [`Role`] variant: its subcommand names its pid files, logs
+//! and scratch dirs, and tells our processes from others. Workers and
+//! foremen ([`foremen`]: `start-`, `stop-`, `count-foremen`) share the work
+//! dir, its `pids/` and `logs/` folders and its lock; a foreman's scratch
+//! dir is `foremen/<id>/`, its journal `foremen/<id>/journal`.
 
 pub mod drain;
+pub mod foremen;
 pub mod lifecycle;
 pub mod pid_file;
 pub mod settings;
@@ -45,6 +48,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     Worker,
+    Foreman,
 }
 
 impl Role {
@@ -53,6 +57,7 @@ impl Role {
     pub fn subcommand(self) -> &'static str {
         match self {
             Role::Worker => "worker",
+            Role::Foreman => "foreman",
         }
     }
 
@@ -60,6 +65,17 @@ impl Role {
     fn scratch_folder(self) -> &'static str {
         match self {
             Role::Worker => "workers",
+            Role::Foreman => "foremen",
+        }
+    }
+
+    /// The child's flag that names its place under [`Layout::scratch`], and
+    /// what that place is below the scratch dir: a worker's `--workdir` is
+    /// the scratch dir itself, a foreman's `--journal` is `journal` in it.
+    fn place_flag(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Role::Worker => ("--workdir", None),
+            Role::Foreman => ("--journal", Some("journal")),
         }
     }
 }
@@ -125,8 +141,17 @@ impl Layout {
         Some((id.parse().ok()?, supervisor))
     }
 
+    /// Where the child of `id` keeps its state: a worker's work dir, a
+    /// foreman's journal.
+    pub fn place(&self, id: u32) -> PathBuf {
+        match self.role.place_flag().1 {
+            None => self.scratch(id),
+            Some(sub) => self.scratch(id).join(sub),
+        }
+    }
+
     /// Whether `argv` is the child of supervisor `id`: `pilotq <role> …
-    /// --workdir <scratch(id)> …`.
+    /// --workdir <scratch(id)> …` (a foreman: `--journal <scratch(id)>/journal`).
     pub fn is_child(&self, argv: &[String], id: u32) -> bool {
         self.child_id(argv) == Some(id)
     }
@@ -136,9 +161,17 @@ impl Layout {
         if !runs_pilotq(argv, self.role.subcommand()) {
             return None;
         }
-        let dir = flag_value(argv, "--workdir")?;
-        let id = Path::new(dir).strip_prefix(self.scratch_root()).ok()?;
-        let id = id.to_str()?;
+        let (flag, sub) = self.role.place_flag();
+        let dir = flag_value(argv, flag)?;
+        let rel = Path::new(dir).strip_prefix(self.scratch_root()).ok()?;
+        let rel = match sub {
+            None => rel,
+            Some(sub) => match rel.strip_prefix(rel.parent()?) {
+                Ok(last) if last == Path::new(sub) => rel.parent()?,
+                _ => return None,
+            },
+        };
+        let id = rel.to_str()?;
         if !id.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -283,5 +316,37 @@ mod tests {
         // A flag of the child after `--` is not the supervisor's.
         let hidden = argv("/x/pilotq supervise --role worker -- --id 7 --workdir /wd");
         assert_eq!(l.supervisor_id(&hidden), None);
+    }
+
+    #[test]
+    fn foremen_are_told_by_their_journal() {
+        let l = Layout::new(Role::Foreman, PathBuf::from("/wd"));
+        assert_eq!(l.place(2), Path::new("/wd/foremen/2/journal"));
+        assert_eq!(l.child_pid_file(2), Path::new("/wd/pids/foreman-2.pid"));
+        assert_eq!(
+            l.parse_pid_file_name("foreman-2.supervisor.pid"),
+            Some((2, true))
+        );
+        assert_eq!(l.parse_pid_file_name("worker-2.pid"), None);
+        let f = argv("/x/pilotq foreman --master m:1 --listen h:9082 --journal /wd/foremen/2/journal --name h-f2");
+        assert_eq!(l.child_id(&f), Some(2));
+        for other in [
+            "/x/pilotq foreman --journal /wd/foremen/2",
+            "/x/pilotq foreman --journal /wd/foremen/2/journalx",
+            "/x/pilotq foreman --journal /wd/foremen/journal",
+            "/x/pilotq foreman --journal /wd/workers/2/journal",
+            "/x/pilotq worker --workdir /wd/foremen/2/journal",
+            "/x/pilotq foreman --workdir /wd/foremen/2",
+        ] {
+            assert_eq!(l.child_id(&argv(other)), None, "{other}");
+        }
+        // Workers of the same work dir are not foremen, and the other way.
+        let w = argv("/x/pilotq worker --workdir /wd/workers/2");
+        assert_eq!(l.child_id(&w), None);
+        assert_eq!(layout().child_id(&f), None);
+        let s =
+            argv("/x/pilotq supervise --role foreman --id 1 --workdir /wd -- /x/pilotq foreman");
+        assert_eq!(l.supervisor_id(&s), Some(1));
+        assert_eq!(layout().supervisor_id(&s), None);
     }
 }

@@ -234,13 +234,81 @@ impl Upstreams {
         if self.num_foremen == 0 {
             return self.master.clone();
         }
-        let port = u32::from(self.baseport) + id % self.num_foremen;
+        self.foreman(id % self.num_foremen)
+    }
+
+    /// Where foreman `id` listens, and where its workers connect:
+    /// `foremen:(baseport+id)`. `id` must keep the port within range
+    /// ([`Upstreams::check_foremen`]).
+    pub fn foreman(&self, id: u32) -> String {
+        let port = u32::from(self.baseport) + id;
         // An IPv6 literal needs brackets before a port.
         if self.foremen.contains(':') && !self.foremen.starts_with('[') {
             format!("[{}]:{port}", self.foremen)
         } else {
             format!("{}:{port}", self.foremen)
         }
+    }
+
+    /// Foremen `0..count` fit below port 65535.
+    pub fn check_foremen(&self, count: u32) -> Result<()> {
+        if count > 0 && u32::from(self.baseport) + count - 1 > u32::from(u16::MAX) {
+            bail!(
+                "{count} foremen from port {} run past port 65535",
+                self.baseport
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether supervisors respawn what they run (foremen; workers have it in
+/// [`WorkerOpts`]).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RespawnOpt {
+    /// Do not respawn a foreman that exited (--no-respawn=0 does)
+    /// [env: WQ_NORESPAWN=1] [default: 0]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "1", hide_possible_values = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_respawn: Option<bool>,
+}
+
+impl RespawnOpt {
+    /// True: do not respawn.
+    pub fn resolve(&self, env: &Env) -> Result<bool> {
+        env.switch(self.no_respawn, "WQ_NORESPAWN")
+    }
+}
+
+/// Where foremen listen and what they connect to.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ForemenOpts {
+    /// The master's HOST:PORT, which the foremen connect to
+    /// [env: WQ_MASTER, else PILOTQ_MASTER] [default: 127.0.0.1:9094]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub master: Option<String>,
+    /// Host the foremen listen on, which workers connect to
+    /// [env: WQ_FOREMEN] [default: 127.0.0.1]
+    #[arg(long, value_name = "HOST")]
+    pub foremen: Option<String>,
+    /// First foreman port: foreman i listens on PORT+i
+    /// [env: WQ_MASTER_BASEPORT] [default: 9080]
+    #[arg(long, value_name = "PORT")]
+    pub baseport: Option<u16>,
+}
+
+impl ForemenOpts {
+    /// The settings, with `num_foremen` from `WQ_NUM_FOREMEN` (default 2).
+    pub fn resolve(&self, env: &Env) -> Result<Upstreams> {
+        UpstreamOpts {
+            master: self.master.clone(),
+            foremen: self.foremen.clone(),
+            num_foremen: None,
+            baseport: self.baseport,
+            upstream: None,
+        }
+        .resolve(env)
     }
 }
 
