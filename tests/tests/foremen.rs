@@ -424,3 +424,43 @@ fn results_made_while_the_master_is_down_reach_it() {
     assert_each_ran_once(&c, &log, &jobs);
     assert_journal_once_each(&mut c, 1, 2);
 }
+
+/// The scenario: a master, 3 foremen and 6 workers run 300 jobs; the
+/// master is SIGKILLed for 10 s mid-run; jobs keep starting behind the
+/// foremen during the outage, and all complete exactly once.
+#[test]
+fn three_foremen_six_workers_300_jobs_through_a_10_s_master_outage() {
+    let mut c = Cluster::with_master(master_opts(LEASE_ACROSS_AN_OUTAGE + 5.0));
+    for f in ["f1", "f2", "f3"] {
+        let addr = c.start_foreman(f, free_port(), &[]).addr.clone();
+        for w in ["a", "b"] {
+            c.add_worker_to(&format!("{f}-{w}"), 2, &addr);
+        }
+    }
+    wait_capacity(&c, 3, 12, Duration::from_secs(30));
+    let log = c.path("runs.log");
+    let cl = c.submit(
+        300,
+        &["--output", "out/$(Cluster).$(Process).out"],
+        &["/bin/sh", "-c", &logged_job(&log, "0.3")],
+    );
+    // Mid-run: some jobs done, many to go.
+    c.wait_until(Duration::from_secs(60), "40 jobs completed", |jobs| {
+        jobs.iter().filter(|j| j.status == COMPLETED).count() >= 40
+    });
+    c.kill_master();
+    let started_at_kill = logged(&log, "start").len();
+    std::thread::sleep(Duration::from_secs(10));
+    let started_in_outage = logged(&log, "start").len() - started_at_kill;
+    assert!(
+        started_in_outage > 0,
+        "no job started behind the foremen during the 10 s outage\n{}",
+        c.diag()
+    );
+    c.restart_master();
+    let jobs = c.wait_all_completed(Duration::from_secs(120));
+    assert!(jobs.iter().all(|j| j.cluster == cl));
+    assert_each_completed_once(&c, &jobs, 300);
+    assert_each_ran_once(&c, &log, &jobs);
+    assert_journal_once_each(&mut c, 300, 2);
+}
