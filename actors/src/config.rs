@@ -68,6 +68,8 @@ pub struct WorkerConfig {
     pub output_cap: usize,
     /// Exit after the first job (its result acknowledged).
     pub single_task: bool,
+    /// What this worker offers beyond resources (`--tags a,b`).
+    pub tags: Vec<String>,
     /// Exit after this long without a job.
     pub idle_timeout: Option<Duration>,
     /// While this file exists the worker takes no new jobs, finishes what it
@@ -104,6 +106,7 @@ impl WorkerConfig {
             output_cap: 64 * 1024 * 1024,
             depth: 2,
             single_task: false,
+            tags: Vec::new(),
             idle_timeout: None,
             drain_file: None,
             done: Default::default(),

@@ -92,6 +92,7 @@ fn spec(exe: &[u8]) -> JobSpec {
         attributes: Default::default(),
         owner: "bench".into(),
         iwd: "/tmp".into(),
+        tags: vec![],
     }
 }
 

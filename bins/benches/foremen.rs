@@ -132,6 +132,7 @@ fn running() {
         attributes: Default::default(),
         owner: "bench".into(),
         iwd: "/tmp".into(),
+        tags: vec![],
     };
     rt().block_on(async {
         let mut c = Client::connect(&maddr, None, DEFAULT_MAX_FRAME).await.unwrap();
@@ -190,7 +191,7 @@ fn memory() {
             let mut l = connect(&faddr, Role::Worker, &format!("sim-{i}"), None, DEFAULT_MAX_FRAME, Duration::from_secs(20))
                 .await
                 .unwrap();
-            l.send(ToMaster::Register { resources: Resources::new(1, 1000, 1000), holdings: vec![], depth: 2, max_jobs: 0 })
+            l.send(ToMaster::Register { resources: Resources::new(1, 1000, 1000), holdings: vec![], depth: 2, max_jobs: 0, tags: vec![] })
                 .await
                 .unwrap();
             links.push(l);

@@ -26,6 +26,7 @@ fn spec() -> JobSpec {
         attributes: Default::default(),
         owner: "bench".into(),
         iwd: "/tmp".into(),
+        tags: vec![],
     }
 }
 

@@ -129,6 +129,10 @@ pub struct ForemanArgs {
     /// Jobs taken from the master as a multiple of its workers' free slots.
     #[arg(long, default_value_t = 2)]
     pub depth: u32,
+    /// Tags this foreman offers (comma separated): the master sends it only
+    /// jobs whose tags it all has. Its workers need them too.
+    #[arg(long, value_delimiter = ',')]
+    pub tags: Vec<String>,
     /// The foreman's name at the master (default host:listen-port).
     #[arg(long)]
     pub name: Option<String>,
@@ -181,6 +185,10 @@ pub struct WorkerArgs {
     /// Exit after the first job (Work Queue's --single-shot).
     #[arg(long)]
     pub single_task: bool,
+    /// Tags this worker offers (comma separated): a job that has tags runs
+    /// only where all of them are offered.
+    #[arg(long, value_delimiter = ',')]
+    pub tags: Vec<String>,
     /// Exit after this many seconds without a job.
     #[arg(long, value_name = "S")]
     pub idle_timeout: Option<f64>,
@@ -210,6 +218,9 @@ pub struct SubmitArgs {
     /// MB.
     #[arg(long, default_value_t = 0)]
     pub disk: u64,
+    /// Only holders offering this tag may run the jobs (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
     /// K=V, repeatable: the job's whole environment.
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,

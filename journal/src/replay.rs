@@ -140,6 +140,7 @@ mod tests {
                 attributes: Default::default(),
                 owner: "o".into(),
                 iwd: "/".into(),
+                tags: vec![],
             }),
             at: cluster,
         }

@@ -8,7 +8,7 @@ use crate::table::Table;
 use serde::{Deserialize, Serialize};
 
 /// Bump whenever `Table`'s serialised shape changes.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

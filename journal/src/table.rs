@@ -615,17 +615,19 @@ impl Table {
     /// first), then cluster, then process; a cluster whose request does not
     /// fit is passed over so smaller jobs can backfill. At most `max` jobs.
     pub fn pick_idle(&self, free: Resources, max: usize) -> Vec<JobId> {
-        self.pick_idle_within(free, free, max)
+        self.pick_idle_within(free, free, max, None)
     }
 
     /// Like [`Table::pick_idle`] for a holder that queues: `free` is what is
     /// left of its capacity (resources × depth), `whole` its real resources,
-    /// which one job's request must fit.
+    /// which one job's request must fit. With `tags`, a cluster whose jobs
+    /// need a tag the holder lacks is passed over too.
     pub fn pick_idle_within(
         &self,
         mut free: Resources,
         whole: Resources,
         max: usize,
+        tags: Option<&[String]>,
     ) -> Vec<JobId> {
         let mut out = Vec::new();
         for (_, cid) in &self.idle_index {
@@ -638,6 +640,11 @@ impl Table {
             let req = c.spec.request;
             if !whole.fits(&req) {
                 continue;
+            }
+            if let Some(have) = tags {
+                if !c.spec.tags.iter().all(|t| have.contains(t)) {
+                    continue;
+                }
             }
             for proc in c.idle_procs() {
                 if out.len() >= max || !free.fits(&req) {
@@ -700,6 +707,7 @@ mod tests {
             attributes: BTreeMap::new(),
             owner: "alice".into(),
             iwd: "/home/alice".into(),
+            tags: vec![],
         })
     }
 

@@ -50,6 +50,7 @@ fn spec(priority: i32, cores: u32, cmd: &str) -> Box<JobSpec> {
         attributes: BTreeMap::from([("GridResource".into(), "\"batch pilotq\"".into())]),
         owner: "alice".into(),
         iwd: "/home/alice".into(),
+        tags: vec![],
     })
 }
 

@@ -84,6 +84,7 @@ fn spec(priority: i32, cores: u32) -> Box<JobSpec> {
         attributes: BTreeMap::from([("Pilot".into(), "true".into())]),
         owner: "alice".into(),
         iwd: "/home/alice".into(),
+        tags: vec![],
     })
 }
 

@@ -120,6 +120,7 @@ fn raw_spec(c: &Cluster) -> (JobSpec, Vec<u8>) {
         attributes: BTreeMap::new(),
         owner: "intruder".into(),
         iwd: c.root.display().to_string(),
+        tags: vec![],
     };
     (spec, bytes)
 }

@@ -45,6 +45,10 @@ pub struct JobSpec {
     /// The submitter's working directory (HTCondor's `Iwd`).
     #[serde(default)]
     pub iwd: String,
+    /// Only holders that have every one of these tags may take the job
+    /// (`pilotq submit --tag`, or `+PilotqTags = "a,b"` in a submit file).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl JobSpec {

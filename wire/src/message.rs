@@ -35,6 +35,10 @@ pub enum ToMaster {
         /// single-task worker says 1); 0 means no limit.
         #[serde(default)]
         max_jobs: u32,
+        /// What this holder offers beyond resources: a job with tags goes
+        /// only to holders that have them all.
+        #[serde(default)]
+        tags: Vec<String>,
     },
     Heartbeat,
     /// What the holder offers changed (a foreman's workers came or went).

@@ -25,6 +25,8 @@ pub struct UpstreamConfig {
     /// Jobs held as a multiple of the workers' resources (DESIGN.md: a
     /// foreman pulls at most free slots × depth).
     pub depth: u32,
+    /// Offered upstream: the master sends it only jobs whose tags it has.
+    pub tags: Vec<String>,
 }
 
 pub struct Upstream {
@@ -115,6 +117,7 @@ impl Upstream {
                 holdings: reg.holdings,
                 depth: act.cfg.depth.max(1),
                 max_jobs: 0,
+                tags: act.cfg.tags.clone(),
             });
             act.outbox = Some(outbox);
             act.backoff = BACKOFF_MIN;

@@ -78,7 +78,9 @@ impl Master {
                 0 => MAX_PER_PASS,
                 n => (n as usize).saturating_sub(self.table.jobs_on(name).count()),
             };
-            let picks = self.table.pick_idle_within(free, h.resources, most);
+            let picks = self
+                .table
+                .pick_idle_within(free, h.resources, most, Some(&h.tags));
             if picks.is_empty() {
                 continue;
             }

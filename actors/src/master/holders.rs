@@ -23,6 +23,7 @@ pub(crate) struct Offer {
     pub resources: Resources,
     pub depth: u32,
     pub max_jobs: u32,
+    pub tags: Vec<String>,
 }
 
 impl Master {
@@ -43,6 +44,7 @@ impl Master {
                     blobs_sent: HashSet::new(),
                     specs_sent: HashSet::new(),
                     max_jobs: 0,
+                    tags: Vec::new(),
                     draining: false,
                 },
             );
@@ -73,6 +75,7 @@ impl Master {
             resources,
             depth,
             max_jobs,
+            tags,
         } = offer;
         if let Some(old) = self.holders.get(&name).and_then(|h| h.outbox.clone()) {
             if old.conn != outbox.conn {
@@ -89,6 +92,7 @@ impl Master {
                 capacity: resources.times(depth.clamp(1, 64)),
                 depth: depth.clamp(1, 64),
                 max_jobs,
+                tags,
                 draining: false,
                 last_seen: Instant::now(),
                 blobs_sent: HashSet::new(),

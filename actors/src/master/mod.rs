@@ -78,6 +78,8 @@ pub(crate) struct HolderRt {
     pub specs_sent: HashSet<pilotq_wire::ClusterId>,
     /// Jobs at once at most (0: no limit).
     pub max_jobs: u32,
+    /// What it offers beyond resources; a tagged job needs all its tags.
+    pub tags: Vec<String>,
     /// Asked for no more jobs.
     pub draining: bool,
 }
@@ -364,12 +366,14 @@ impl Handler<FromSession> for Master {
                     holdings,
                     depth,
                     max_jobs,
+                    tags,
                 },
             ) => {
                 let offer = holders::Offer {
                     resources,
                     depth,
                     max_jobs,
+                    tags,
                 };
                 self.on_register(ctx, role, name, outbox, offer, holdings)
             }

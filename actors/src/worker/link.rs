@@ -90,6 +90,7 @@ impl Worker {
             holdings,
             depth,
             max_jobs,
+            tags: self.cfg.tags.clone(),
         });
         if self.draining {
             self.drained = false;

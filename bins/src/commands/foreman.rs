@@ -39,6 +39,7 @@ pub fn run(a: ForemanArgs) -> Result<i32> {
                 max_frame: cfg.max_frame,
                 heartbeat: cfg.heartbeat,
                 depth: a.depth.clamp(1, 64),
+                tags: a.tags.clone(),
             },
             master.clone(),
         )

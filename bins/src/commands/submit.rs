@@ -46,6 +46,7 @@ pub fn run(a: SubmitArgs) -> Result<i32> {
         attributes: BTreeMap::new(),
         owner: current_user(),
         iwd: cwd.display().to_string(),
+        tags: a.tags.clone(),
     };
     let (cluster, count) = block_on(async {
         let mut c = a.client.connect().await?;

@@ -27,6 +27,7 @@ pub fn run(a: WorkerArgs) -> Result<i32> {
     cfg.output_cap = a.output_cap;
     cfg.max_frame = a.max_frame;
     cfg.single_task = a.single_task;
+    cfg.tags = a.tags;
     cfg.idle_timeout = a
         .idle_timeout
         .map(|s| seconds("idle-timeout", s))

@@ -174,8 +174,25 @@ fn spec_of(q: &QueueStatement, cwd: &Path) -> Result<(JobSpec, Vec<u8>)> {
         attributes: d.attributes.clone(),
         owner: current_user(),
         iwd: iwd.display().to_string(),
+        tags: tags_of(&d.attributes),
     };
     Ok((spec, bytes))
+}
+
+/// `+PilotqTags = "a,b"`: the holders' tags the jobs need (a pilotq
+/// extension; HTCondor keeps it as an ordinary custom attribute).
+fn tags_of(attributes: &BTreeMap<String, String>) -> Vec<String> {
+    attributes
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("PilotqTags"))
+        .map(|(_, v)| {
+            v.trim_matches('"')
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn absolute(base: &Path, p: &str) -> PathBuf {
