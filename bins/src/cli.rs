@@ -308,6 +308,10 @@ pub struct UpArgs {
     /// Local workers to start.
     #[arg(long, default_value_t = 2)]
     pub workers: u32,
+    /// On Ctrl-C, seconds the workers get to finish their jobs before they
+    /// are stopped.
+    #[arg(long, default_value_t = 10.0)]
+    pub grace: f64,
     /// Cores per worker (default: this machine's cores divided among the workers, at least 1).
     #[arg(long)]
     pub cores_per_worker: Option<u32>,

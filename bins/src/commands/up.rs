@@ -3,8 +3,10 @@
 //! Foreman i keeps its journal in `<data>/foreman-<i>` and listens on a free
 //! loopback port; workers are spread over the foremen round-robin, or
 //! connect straight to the master when there are none. Ctrl-C (or SIGTERM)
-//! stops the workers, then the foremen, then the master (which stores a
-//! snapshot and flushes its journal), each with SIGTERM, waiting for each.
+//! drains: the workers take no new jobs and finish theirs, for up to
+//! `--grace` seconds (a second Ctrl-C cuts it short); then the workers, the
+//! foremen and the master (which stores a snapshot and flushes its journal)
+//! are stopped with SIGTERM, in that order, waiting for each.
 
 use crate::cli::UpArgs;
 use crate::machine;
@@ -66,6 +68,10 @@ pub fn run(a: UpArgs) -> Result<i32> {
     let cores = a
         .cores_per_worker
         .unwrap_or_else(|| (machine::cores() / a.workers.max(1)).max(1));
+    // Workers drain while this file exists; one left by an earlier run would
+    // stop them at once.
+    let drain = a.data.join("drain");
+    let _ = std::fs::remove_file(&drain);
     let mut workers: Vec<Child> = Vec::new();
     for i in 0..a.workers {
         let upstream = match foremen.len() {
@@ -79,6 +85,8 @@ pub fn run(a: UpArgs) -> Result<i32> {
             .arg("--workdir")
             .arg(a.data.join(format!("worker-{i}")))
             .args(["--name", &format!("{host}-w{i}")])
+            .arg("--drain-file")
+            .arg(&drain)
             .args(&secret_args)
             .spawn();
         match w {
@@ -120,13 +128,49 @@ pub fn run(a: UpArgs) -> Result<i32> {
     });
     if sig.is_none() {
         eprintln!("pilotq up: the master exited; stopping the foremen and workers");
+    } else {
+        drain_workers(&sys, &drain, &mut workers, a.grace);
     }
     let status = stop_all(workers, foremen, master);
+    let _ = std::fs::remove_file(&drain);
     match status {
         Ok(s) => println!("pilotq up: stopped (master {s})"),
         Err(e) => println!("pilotq up: stopped (master: {e})"),
     }
     Ok(if sig.is_some() { 0 } else { 1 })
+}
+
+/// Lets the workers finish their jobs and exit on their own, for up to
+/// `grace` seconds or until a second stop signal.
+fn drain_workers(
+    sys: &tokio::runtime::Runtime,
+    drain: &std::path::Path,
+    workers: &mut [Child],
+    grace: f64,
+) {
+    if workers.is_empty() || std::fs::write(drain, b"").is_err() {
+        return;
+    }
+    println!("pilotq up: draining: workers finish their jobs (up to {grace} s; Ctrl-C again to stop now)");
+    sys.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(grace.max(0.0));
+        let all_exited = async {
+            loop {
+                if workers
+                    .iter_mut()
+                    .all(|w| matches!(w.try_wait(), Ok(Some(_))))
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            _ = all_exited => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = crate::signals::stop_requested() => {}
+        }
+    });
 }
 
 /// SIGTERM to the workers, then the foremen, then the master, waiting for
