@@ -128,6 +128,29 @@ fn unexpected(addr: &str, m: FromMaster) -> ConnectError {
     }
 }
 
+/// Sends results in `Finished` frames of bounded size: outputs can be large
+/// (64 MiB streams), and a frame over the limit would cut the connection.
+pub fn deliver_results(
+    ob: &crate::outbox::Outbox<ToMaster>,
+    results: Vec<pilotq_wire::JobResult>,
+    max_frame: usize,
+) {
+    let mut batch = Vec::new();
+    let mut size = 0usize;
+    for r in results {
+        let len = r.stdout.len() + r.stderr.len() + 512;
+        if !batch.is_empty() && size + len > max_frame / 2 {
+            ob.deliver(ToMaster::Finished(std::mem::take(&mut batch)));
+            size = 0;
+        }
+        size += len;
+        batch.push(r);
+    }
+    if !batch.is_empty() {
+        ob.deliver(ToMaster::Finished(batch));
+    }
+}
+
 /// Splits an authenticated connection into its sending half (an [`Outbox`],
 /// whose writer task runs on the current runtime) and a stream of what
 /// arrives, each item wrapped by `wrap`, ending with `wrap(None)` when the

@@ -132,22 +132,9 @@ impl Upstream {
         }));
     }
 
-    /// Results in frames of bounded size (outputs can be large).
     fn send_results(&self, results: Vec<pilotq_wire::JobResult>) {
-        let Some(ob) = &self.outbox else { return };
-        let mut batch = Vec::new();
-        let mut size = 0;
-        for r in results {
-            let len = r.stdout.len() + r.stderr.len() + 512;
-            if !batch.is_empty() && size + len > self.cfg.max_frame / 2 {
-                ob.deliver(ToMaster::Finished(std::mem::take(&mut batch)));
-                size = 0;
-            }
-            size += len;
-            batch.push(r);
-        }
-        if !batch.is_empty() {
-            ob.deliver(ToMaster::Finished(batch));
+        if let Some(ob) = &self.outbox {
+            crate::connect::deliver_results(ob, results, self.cfg.max_frame);
         }
     }
 

@@ -357,21 +357,8 @@ impl Worker {
             self.pending_finished.clear();
             return;
         };
-        // Results can be large (64 MiB streams): keep frames under the limit.
-        let mut batch = Vec::new();
-        let mut size = 0usize;
-        for r in std::mem::take(&mut self.pending_finished) {
-            let len = r.stdout.len() + r.stderr.len() + 512;
-            if !batch.is_empty() && size + len > self.cfg.max_frame / 2 {
-                ob.deliver(ToMaster::Finished(std::mem::take(&mut batch)));
-                size = 0;
-            }
-            size += len;
-            batch.push(r);
-        }
-        if !batch.is_empty() {
-            ob.deliver(ToMaster::Finished(batch));
-        }
+        let results = std::mem::take(&mut self.pending_finished);
+        crate::connect::deliver_results(ob, results, self.cfg.max_frame);
         // After the results: the master frees a slot before it hears that
         // the job queued behind it started in it. A job that already
         // finished needs no start report: its result says it all.
