@@ -65,7 +65,8 @@ pub enum Command {
     /// kept alive by a supervisor (alien-workqueue's start-foremen).
     StartForemen(StartForemenArgs),
     /// Stop the foremen start-foremen started: drain, wait for their local
-    /// workers to leave, then SIGTERM, then SIGKILL.
+    /// workers to leave, then SIGTERM, then SIGKILL. Their journals stay in
+    /// the work dir (they may hold results the master has not taken yet).
     StopForemen(StopForemenArgs),
     /// Print the number of live foremen started by start-foremen.
     CountForemen(CountForemenArgs),

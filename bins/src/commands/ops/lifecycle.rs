@@ -2,7 +2,7 @@
 //! the same for every role; what a role's child runs is its caller's
 //! business (see [`super::workers`]).
 
-use super::{drain, pid_file, slots, supervisor, Layout, OpsLock};
+use super::{drain, pid_file, slots, supervisor, Layout, OpsLock, Role};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -382,6 +382,11 @@ fn clean(layout: &Layout, keep: &BTreeSet<u32>) {
                 }
             }
         }
+    }
+    // A foreman's directory holds its journal: results it has not yet passed
+    // to the master (which may be down) live there. Never delete it.
+    if layout.role == Role::Foreman {
+        return;
     }
     if let Ok(dir) = std::fs::read_dir(layout.scratch_root()) {
         for e in dir.flatten() {
