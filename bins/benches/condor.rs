@@ -8,21 +8,16 @@
 //! `cargo bench -p pilotq --bench condor`
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::Proc;
 
 const PILOTQ: &str = env!("CARGO_BIN_EXE_pilotq");
 const SUBMIT: &str = env!("CARGO_BIN_EXE_condor_submit");
 const Q: &str = env!("CARGO_BIN_EXE_condor_q");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn run(bin: &str, args: &[&str], addr: &str, dir: &std::path::Path) -> (Duration, usize) {
     let t0 = Instant::now();

@@ -9,33 +9,18 @@
 
 use pilotq_actors::Client;
 use pilotq_journal::{snapshot, Event, Store, Table, Writer};
-use pilotq_wire::{ClusterId, JobId, JobSpec, Outcome, Resources, DEFAULT_MAX_FRAME};
-use sha2::{Digest, Sha256};
+use pilotq_wire::{ClusterId, JobId, JobSpec, Outcome, DEFAULT_MAX_FRAME};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{free_port, rss_mb, rt, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pilotq");
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts a master and returns it once it prints its listen line.
 fn master(journal: &Path, addr: &str, extra: &[&str]) -> Proc {
     let mut c = Command::new(BIN)
         .args(["master", "--listen", addr, "--journal"])
@@ -58,42 +43,8 @@ fn master(journal: &Path, addr: &str, extra: &[&str]) -> Proc {
     Proc(c)
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn rss_mb(pid: u32) -> (f64, f64) {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn spec(exe: &[u8]) -> JobSpec {
-    JobSpec {
-        executable: hex::encode(Sha256::digest(exe)),
-        cmd: "/bin/true".into(),
-        arguments: vec![],
-        environment: Default::default(),
-        output: None,
-        error: None,
-        log: None,
-        request: Resources::new(1, 0, 0),
-        priority: 0,
-        attributes: Default::default(),
-        owner: "bench".into(),
-        iwd: "/tmp".into(),
-        tags: vec![],
-    }
+    common::job_spec(exe, "/bin/true", &[])
 }
 
 /// Writes a journal of one cluster of `jobs` jobs, each dispatched, started

@@ -10,30 +10,16 @@
 use futures::SinkExt;
 use pilotq_actors::connect::connect;
 use pilotq_actors::Client;
-use pilotq_wire::{JobSpec, Resources, Role, ToMaster, DEFAULT_MAX_FRAME};
-use sha2::{Digest, Sha256};
+use pilotq_wire::{Resources, Role, ToMaster, DEFAULT_MAX_FRAME};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, rss_mb, rt, Proc};
+
 const BIN: &str = env!("CARGO_BIN_EXE_pilotq");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts `pilotq ARGS` and waits for its "listening on" line.
 fn daemon(args: &[&str]) -> (Proc, String) {
@@ -53,23 +39,6 @@ fn daemon(args: &[&str]) -> (Proc, String) {
         "{args:?} did not start: {line}"
     );
     (Proc(c), addr)
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn running() {
@@ -119,21 +88,7 @@ fn running() {
         procs.push(Proc(c));
     }
     let exe = std::fs::read("/bin/sleep").unwrap();
-    let spec = JobSpec {
-        executable: hex::encode(Sha256::digest(&exe)),
-        cmd: "/bin/sleep".into(),
-        arguments: vec!["60".into()],
-        environment: Default::default(),
-        output: None,
-        error: None,
-        log: None,
-        request: Resources::new(1, 0, 0),
-        priority: 0,
-        attributes: Default::default(),
-        owner: "bench".into(),
-        iwd: "/tmp".into(),
-        tags: vec![],
-    };
+    let spec = common::job_spec(&exe, "/bin/sleep", &["60"]);
     rt().block_on(async {
         let mut c = Client::connect(&maddr, None, DEFAULT_MAX_FRAME).await.unwrap();
         // Every foreman registered with all its workers' cores.
@@ -183,7 +138,7 @@ fn memory() {
         "--name",
         "f",
     ]);
-    let before = rss_mb(f.0.id());
+    let before = rss_mb(f.0.id()).0;
     let _ = free_port();
     rt().block_on(async {
         let mut links = Vec::new();
@@ -201,7 +156,7 @@ fn memory() {
         let s = c.status().await.unwrap();
         println!(
             "a foreman with 1,000 connected workers: RSS {:.1} MB (with none: {:.1} MB); the master sees it offer {} cores",
-            rss_mb(f.0.id()),
+            rss_mb(f.0.id()).0,
             before,
             s.cores
         );
