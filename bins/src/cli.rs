@@ -11,11 +11,11 @@ use std::path::PathBuf;
     version,
     about = "A durable pilot-job queue: a master, workers, and an HTCondor-compatible face",
     long_about = "pilotq runs pilot jobs (or any batch job) on machines that have no batch system.\n\
-        A master keeps every job in a durable journal and hands jobs to workers, which run them\n\
-        as processes. Kill the master and start it again: nothing is lost, nothing runs twice.\n\n\
-        Quick start:  pilotq up            (master + local workers, data under ./pilotq-data)\n\
-        then:         pilotq submit --count 10 -- /bin/echo hello\n\
-                      pilotq q"
+        A master keeps every job in a durable journal and hands jobs to foremen and workers,\n\
+        which run them as processes. Kill the master and start it again: nothing is lost,\n\
+        nothing runs twice. condor_submit, condor_q, condor_rm and condor_status speak to it.\n\n\
+        Quick start:  pilotq up                                   (master + local workers, data in ./pilotq-data)\n\
+        then:         pilotq submit --count 10 -- /bin/echo hello  ;  pilotq q"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,7 +44,7 @@ pub enum Command {
         #[command(subcommand)]
         command: JournalCommand,
     },
-    /// A master and local workers in one command; Ctrl-C stops them cleanly.
+    /// A master, local foremen and workers in one command; Ctrl-C drains and stops them.
     Up(UpArgs),
     /// Print the shell lines that put pilotq's condor_submit, condor_q,
     /// condor_rm and condor_status first on PATH and point them at the
