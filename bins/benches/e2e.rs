@@ -9,7 +9,7 @@
 
 use pilotq_actors::Client;
 use pilotq_journal::{snapshot, Event, Store, Table, Writer};
-use pilotq_wire::{ClusterId, JobId, JobSpec, Outcome, DEFAULT_MAX_FRAME};
+use pilotq_wire::{ClusterId, JobSpec, DEFAULT_MAX_FRAME};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -77,27 +77,7 @@ fn build_completed_journal(dir: &Path, jobs: u32, clean: bool) {
     };
     push(&w, &mut table, vec![submit], vec![(hash, exe)]);
     for chunk in 0..jobs.div_ceil(1000) {
-        let mut evs = Vec::with_capacity(3000);
-        for p in chunk * 1000..((chunk + 1) * 1000).min(jobs) {
-            let job = JobId::new(1, p);
-            evs.push(Event::JobDispatched {
-                job,
-                attempt: 1,
-                holder: "worker-1".into(),
-                at: 2,
-            });
-            evs.push(Event::JobStarted {
-                job,
-                attempt: 1,
-                at: 3,
-            });
-            evs.push(Event::JobCompleted {
-                job,
-                attempt: 1,
-                outcome: Outcome::Exited { code: 0 },
-                at: 4,
-            });
-        }
+        let evs = common::finished_jobs(chunk * 1000..((chunk + 1) * 1000).min(jobs));
         push(&w, &mut table, evs, vec![]);
     }
     if clean {

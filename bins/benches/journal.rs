@@ -86,27 +86,7 @@ fn main() {
         };
         w.append(vec![submit], vec![], Box::new(|_| {}));
         for chunk in 0..(jobs / 1000 + 1) {
-            let mut evs = Vec::with_capacity(3000);
-            for p in chunk * 1000..((chunk + 1) * 1000).min(jobs) {
-                let job = JobId::new(1, p);
-                evs.push(Event::JobDispatched {
-                    job,
-                    attempt: 1,
-                    holder: "worker-1".into(),
-                    at: 2,
-                });
-                evs.push(Event::JobStarted {
-                    job,
-                    attempt: 1,
-                    at: 3,
-                });
-                evs.push(Event::JobCompleted {
-                    job,
-                    attempt: 1,
-                    outcome: Outcome::Exited { code: 0 },
-                    at: 4,
-                });
-            }
+            let evs = common::finished_jobs(chunk * 1000..((chunk + 1) * 1000).min(jobs));
             let tx = tx.clone();
             w.append(
                 evs,

@@ -547,25 +547,8 @@ impl Cluster {
     /// its own work dir. Its environment carries a canary variable that a
     /// job must never see.
     pub fn add_worker(&mut self, name: &str, cores: u32) -> &Worker {
-        let mut cmd = self.command();
-        cmd.arg("worker")
-            .args(["--master", &self.addr()])
-            .args(["--cores", &cores.to_string()])
-            .arg("--workdir")
-            .arg(self.root.join("workers").join(name))
-            .args(["--name", name])
-            .args(["--heartbeat", &self.opts.heartbeat.to_string()])
-            .env("PILOTQ_TEST_CANARY", "inherited-from-the-worker");
-        if let Some(p) = &self.opts.password_file {
-            cmd.arg("--password-file").arg(p);
-        }
-        let proc = self.spawn(&format!("worker-{name}"), cmd);
-        self.workers.push(Worker {
-            proc,
-            name: name.to_string(),
-            cores,
-        });
-        self.workers.last().unwrap()
+        let master = self.addr();
+        self.add_worker_to(name, cores, &master)
     }
 
     /// [`Cluster::add_worker`] with another upstream: `pilotq worker

@@ -3,7 +3,8 @@
 //! of it.
 #![allow(dead_code)]
 
-use pilotq_wire::{JobSpec, Resources};
+use pilotq_journal::Event;
+use pilotq_wire::{JobId, JobSpec, Outcome, Resources};
 use sha2::{Digest, Sha256};
 use std::process::Child;
 
@@ -63,4 +64,31 @@ pub fn job_spec(exe: &[u8], cmd: &str, args: &[&str]) -> JobSpec {
         iwd: "/tmp".into(),
         tags: vec![],
     }
+}
+
+/// The events of processes `procs` of cluster 1, each dispatched, started and
+/// completed: a journal of finished jobs.
+pub fn finished_jobs(procs: std::ops::Range<u32>) -> Vec<Event> {
+    let mut evs = Vec::with_capacity(3 * procs.len());
+    for p in procs {
+        let job = JobId::new(1, p);
+        evs.push(Event::JobDispatched {
+            job,
+            attempt: 1,
+            holder: "worker-1".into(),
+            at: 2,
+        });
+        evs.push(Event::JobStarted {
+            job,
+            attempt: 1,
+            at: 3,
+        });
+        evs.push(Event::JobCompleted {
+            job,
+            attempt: 1,
+            outcome: Outcome::Exited { code: 0 },
+            at: 4,
+        });
+    }
+    evs
 }
