@@ -347,7 +347,21 @@ impl<'a> Master<'a> {
     /// Reopens the journal (the writer must be shut down) and holds its
     /// table, from snapshot + tail and from the first event, to the live one.
     fn reopen_and_compare(&self) -> replay::Replayed {
-        let r = replay::open(self.dir).expect("reopen the journal");
+        // sled lets go of its file lock when the last of its own background
+        // tasks drops the database, a moment after our last handle: a
+        // reopen in the same process may have to wait for that (a restart
+        // in a new process never does). It must succeed within 5 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let r = loop {
+            match replay::open(self.dir) {
+                Err(pilotq_journal::JournalError::Locked { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                other => break other.expect("reopen the journal"),
+            }
+        };
         assert_eq!(r.next_seq, self.next_seq);
         assert_eq!(r.snapshot_seq, self.last_snapshot);
         let from = self.last_snapshot.map_or(1, |s| s + 1);
