@@ -70,6 +70,9 @@ pub enum Command {
     StopForemen(StopForemenArgs),
     /// Print the number of live foremen started by start-foremen.
     CountForemen(CountForemenArgs),
+    /// Load simulation: the real master (and foremen) driven by thousands of
+    /// simulated workers, with faults injected and invariants checked.
+    Sim(crate::commands::sim::SimArgs),
     /// Keep one worker alive (what start-workers leaves running).
     #[command(hide = true)]
     Supervise(ops::supervisor::SuperviseArgs),

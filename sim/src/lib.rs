@@ -12,10 +12,32 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`config`] | `SimConfig`: the flags of `pilotq sim` and their checks |
 //! | [`workload`] | clusters to submit and each job's run time: synthetic, or |
 //! | [`recorded`] | … read from a recorded journal (`--replay`) |
+//! | [`sim_worker`] | one simulated worker: the wire protocol, no processes |
+//! | [`child`] | the real master and foreman processes: start, SIGKILL, `/proc` figures |
+//! | [`proxy`] | the relay that can cut a foreman off from the master |
+//! | [`stats`] | what the workers observe: counts, latencies, each job's runs |
 //! | [`timeline`] | idle/running/completed over time: CSV and an SVG plot |
+//! | [`invariants`] | the end checks |
+//! | [`report`] | the report, for people and as JSON |
+//! | [`rlimit`] | raising the open-file limit for thousands of sockets |
+//! | [`run`] | one simulation, start to end |
 
+pub mod child;
+pub mod config;
+pub mod invariants;
+pub mod proxy;
 pub mod recorded;
+pub mod report;
+pub mod rlimit;
+pub mod run;
+pub mod sim_worker;
+pub mod stats;
 pub mod timeline;
 pub mod workload;
+
+pub use config::SimConfig;
+pub use report::Report;
+pub use run::run;

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 /// The executable every simulated cluster is submitted with. Simulated
 /// workers never run it; the master stores and ships it as it would any.
-pub const SIM_EXECUTABLE: &[u8] = b"#!/bin/sh\n# pilotq sim: simulated workers never run this\nexit 0\n";
+pub const SIM_EXECUTABLE: &[u8] =
+    b"#!/bin/sh\n# pilotq sim: simulated workers never run this\nexit 0\n";
 
 /// One cluster to submit.
 #[derive(Debug, Clone)]
@@ -86,7 +87,9 @@ impl std::str::FromStr for DurationDist {
             "exp" => {
                 let mean = parse(rest)?;
                 if mean.is_zero() {
-                    return Err(format!("bad distribution {s:?}: the mean must be above zero"));
+                    return Err(format!(
+                        "bad distribution {s:?}: the mean must be above zero"
+                    ));
                 }
                 Ok(DurationDist::Exp { mean })
             }
@@ -240,7 +243,12 @@ mod tests {
         let a = synthetic(12_345, d, 7);
         assert_eq!(a.jobs(), 12_345);
         let b = synthetic(12_345, d, 7);
-        let runs = |w: &Workload| w.clusters.iter().flat_map(|c| c.run_ms.clone()).collect::<Vec<_>>();
+        let runs = |w: &Workload| {
+            w.clusters
+                .iter()
+                .flat_map(|c| c.run_ms.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(runs(&a), runs(&b));
         assert_ne!(runs(&a), runs(&synthetic(12_345, d, 8)));
         let mean = runs(&a).iter().map(|&m| m as f64).sum::<f64>() / 12_345.0;

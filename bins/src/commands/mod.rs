@@ -7,6 +7,7 @@ pub mod master;
 pub mod ops;
 pub mod q;
 pub mod rm;
+pub mod sim;
 pub mod status;
 pub mod submit;
 pub mod up;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::StopForemen(a) => ops::foremen::stop(a),
         Command::CountForemen(a) => ops::foremen::count(a),
         Command::Drain(a) => ops::drain::run(a),
+        Command::Sim(a) => sim::run(a),
         Command::Supervise(a) => ops::supervisor::run(a),
     }
 }

@@ -1,0 +1,198 @@
+//! The end checks. A simulation passes only if all of these hold:
+//!
+//! 1. every submitted job is Completed exactly once, or Held with a reason;
+//! 2. no result is lost: each completed job carries the exit code its
+//!    simulated run reported (a pure function of the job, so a result lost,
+//!    mixed up or invented shows);
+//! 3. no job ran on two holders at once for longer than a lease;
+//! 4. the journal replayed from empty equals the master's live table, job by
+//!    job, and its indexes are consistent.
+//!
+//! "Completed exactly once" is read from the journal itself: a job with two
+//! `JobCompleted` events was completed twice, whatever the table says.
+
+use crate::workload::JobBook;
+use anyhow::{Context, Result};
+use pilotq_journal::{replay, Event, Store};
+use pilotq_wire::{JobId, JobStatus, JobView};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EndCheck {
+    pub completed: u64,
+    pub held: u64,
+    /// Not completed nor held at the end, missing from the table, or
+    /// completed with a result other than the one its run reported.
+    pub lost: u64,
+    pub duplicated: u64,
+    pub overlaps: u64,
+    pub journal_events: u64,
+    pub journal_matches_live: bool,
+    /// One line per failed invariant; empty when all hold.
+    pub failures: Vec<String>,
+}
+
+/// Everything the checks look at, gathered at the end of a run.
+pub struct Evidence<'a> {
+    /// The master's live table, queried before it was stopped.
+    pub live: &'a [JobView],
+    /// How many jobs the master accepted.
+    pub submitted: u64,
+    pub book: &'a JobBook,
+    /// The master's journal, no longer held by it.
+    pub journal: &'a Path,
+    /// Jobs that ran on two holders at once longer than `lease`.
+    pub overlaps: &'a [(JobId, Duration)],
+    pub lease: Duration,
+}
+
+pub fn check(ev: &Evidence) -> Result<EndCheck> {
+    let mut c = EndCheck::default();
+    let mut lost_examples = Vec::new();
+    let mut wrong_examples = Vec::new();
+    let mut unreasoned_holds = 0u64;
+    let mut wrong = 0u64;
+    for v in ev.live {
+        match v.status {
+            JobStatus::Completed => {
+                let expected = ev.book.lookup(v.id).map(|(_, code)| code);
+                if expected.is_some() && v.exit_code == expected {
+                    c.completed += 1;
+                } else {
+                    wrong += 1;
+                    if wrong_examples.len() < 5 {
+                        wrong_examples.push(format!(
+                            "{} exit {:?}, its run reported {:?}",
+                            v.id, v.exit_code, expected
+                        ));
+                    }
+                }
+            }
+            JobStatus::Held => {
+                c.held += 1;
+                if v.hold_reason.as_deref().unwrap_or("").trim().is_empty() {
+                    unreasoned_holds += 1;
+                }
+            }
+            other => {
+                c.lost += 1;
+                if lost_examples.len() < 5 {
+                    lost_examples.push(format!("{} {}", v.id, other.name()));
+                }
+            }
+        }
+    }
+    let missing = ev.submitted.saturating_sub(ev.live.len() as u64);
+    c.lost += missing + wrong;
+    if missing > 0 {
+        c.failures.push(format!(
+            "{missing} of {} accepted jobs are missing from the master's table",
+            ev.submitted
+        ));
+    }
+    if c.lost > missing + wrong {
+        c.failures.push(format!(
+            "{} jobs neither completed nor held at the end (e.g. {})",
+            c.lost - missing - wrong,
+            lost_examples.join(", ")
+        ));
+    }
+    if wrong > 0 {
+        c.failures.push(format!(
+            "{wrong} completed jobs do not carry the result their run reported (e.g. {})",
+            wrong_examples.join("; ")
+        ));
+    }
+    if unreasoned_holds > 0 {
+        c.failures
+            .push(format!("{unreasoned_holds} held jobs have no hold reason"));
+    }
+
+    // What the journal says happened.
+    let store = Store::open(ev.journal)
+        .with_context(|| format!("opening the journal {}", ev.journal.display()))?;
+    let mut completions: HashMap<JobId, u32> = HashMap::new();
+    for item in store.events_from(1) {
+        let (_, env) = item.context("reading the journal")?;
+        c.journal_events += 1;
+        if let Event::JobCompleted { job, .. } = env.e {
+            *completions.entry(job).or_default() += 1;
+        }
+    }
+    let twice: Vec<JobId> = completions
+        .iter()
+        .filter(|(_, &n)| n > 1)
+        .map(|(j, _)| *j)
+        .collect();
+    c.duplicated = twice.len() as u64;
+    if !twice.is_empty() {
+        c.failures.push(format!(
+            "{} jobs completed more than once in the journal (e.g. {})",
+            twice.len(),
+            twice
+                .iter()
+                .take(5)
+                .map(|j| j.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let unjournaled = ev
+        .live
+        .iter()
+        .filter(|v| v.status == JobStatus::Completed && !completions.contains_key(&v.id))
+        .count();
+    if unjournaled > 0 {
+        c.failures.push(format!(
+            "{unjournaled} jobs the master shows completed have no completion in the journal"
+        ));
+    }
+
+    c.overlaps = ev.overlaps.len() as u64;
+    if let Some((job, worst)) = ev.overlaps.first() {
+        c.failures.push(format!(
+            "{} jobs ran on two holders at once for longer than the {:?} lease (e.g. {job} for {:.1} s)",
+            ev.overlaps.len(),
+            ev.lease,
+            worst.as_secs_f64()
+        ));
+    }
+
+    // The journal, replayed from its first event, against the live table.
+    let (table, _, _) =
+        replay::rebuild(&store, false).context("replaying the journal from empty")?;
+    let mut mismatches = Vec::new();
+    let mut mismatched = 0u64;
+    if let Err(e) = table.check_indexes() {
+        c.failures.push(format!(
+            "the replayed table's indexes are inconsistent: {e}"
+        ));
+    }
+    for v in ev.live {
+        let replayed = table.view(v.id);
+        if replayed.as_ref() != Some(v) {
+            mismatched += 1;
+            if mismatches.len() < 3 {
+                mismatches.push(format!("{}: live {:?} / replayed {:?}", v.id, v, replayed));
+            }
+        }
+    }
+    let replayed_total = table.counts().total();
+    if replayed_total != ev.live.len() as u64 {
+        mismatched += 1;
+        mismatches.push(format!(
+            "the replayed table has {replayed_total} jobs, the live one {}",
+            ev.live.len()
+        ));
+    }
+    c.journal_matches_live = mismatched == 0;
+    if mismatched > 0 {
+        c.failures.push(format!(
+            "the journal replayed from empty differs from the master's live table in {mismatched} jobs: {}",
+            mismatches.join(" | ")
+        ));
+    }
+    Ok(c)
+}

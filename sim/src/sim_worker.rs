@@ -1,0 +1,503 @@
+//! A simulated worker: the real handshake, registration, heartbeats and
+//! batches of the wire protocol, but no processes. A dispatched job "runs"
+//! for its run time from the [`JobBook`] (divided by `--speed`), then its
+//! result is reported and kept until the master acknowledges it, across
+//! reconnects, exactly as a real worker does. A worker killed by churn
+//! vanishes like one hit by SIGKILL: its jobs and unreported results are gone.
+//!
+//! One tokio task per worker: ten thousand of them cost a few kilobytes
+//! each, where ten thousand actix arbiters would cost a thread each.
+
+use crate::stats::{RunEnd, Stats};
+use crate::workload::JobBook;
+use futures::{FutureExt, SinkExt, StreamExt};
+use pilotq_actors::connect::{connect, PeerFramed};
+use pilotq_journal::now_ms;
+use pilotq_wire::message::{Assignment, Attempt, Started};
+use pilotq_wire::{
+    FromMaster, Holding, HoldingState, JobId, JobResult, Outcome, Resources, Role, Secret, ToMaster,
+};
+use rand::Rng;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::time::{delay_queue, DelayQueue};
+
+/// What every simulated worker shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub book: Arc<JobBook>,
+    pub stats: Arc<Stats>,
+    pub secret: Option<Secret>,
+    /// Time compression: a job of run time `d` takes `d / speed`.
+    pub speed: f64,
+    pub heartbeat: Duration,
+    pub max_frame: usize,
+    /// Ends every worker (the simulation is over).
+    pub stop: CancellationToken,
+    /// Bounds the handshakes of the fleet's first connection: ten thousand
+    /// SYNs at once would overflow the master's accept backlog and cost
+    /// every loser a one-second SYN retry. Reconnects are not bounded, as
+    /// a real fleet's are not.
+    pub first_connects: tokio::sync::Semaphore,
+}
+
+/// One simulated worker's identity and offer.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub id: u32,
+    pub name: String,
+    /// Tried in turn after a failure.
+    pub upstreams: Vec<String>,
+    pub cores: u32,
+    pub depth: u32,
+}
+
+struct Running {
+    attempt: u32,
+    started_ms: u64,
+    cores: u32,
+    exit: i32,
+    key: delay_queue::Key,
+}
+
+struct Queued {
+    job: JobId,
+    attempt: u32,
+    cores: u32,
+    run_ms: u32,
+    exit: i32,
+}
+
+/// Reconnect backoff: shorter than a real worker's (1 s to 60 s), so that a
+/// simulated master crash costs seconds, not minutes; jittered the same way.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Runs the worker until `shared.stop` (a clean end) or `death` (churn: it
+/// dies at once, with what it holds).
+pub async fn run(spec: Spec, shared: Arc<Shared>, death: CancellationToken) {
+    let mut w = Worker {
+        spec,
+        sh: shared.clone(),
+        running: HashMap::new(),
+        queue: VecDeque::new(),
+        results: HashMap::new(),
+        requests: HashMap::new(),
+        timers: DelayQueue::new(),
+        free_since: VecDeque::new(),
+        used_cores: 0,
+        upstream: 0,
+        backoff: BACKOFF_MIN,
+        registered: false,
+        ever_connected: false,
+        unsent_started: Vec::new(),
+        unsent_finished: Vec::new(),
+    };
+    let mut link: Option<PeerFramed> = None;
+    let mut next_try = Instant::now();
+    let mut hb = tokio::time::interval(shared.heartbeat);
+    hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if link.is_none() {
+            tokio::select! {
+                biased;
+                _ = death.cancelled() => return w.die(),
+                _ = shared.stop.cancelled() => return w.quit(),
+                Some(exp) = w.timers.next(), if !w.timers.is_empty() => {
+                    w.job_done(exp.into_inner());
+                }
+                _ = tokio::time::sleep_until(next_try.into()) => {
+                    match w.connect().await {
+                        Some(framed) => {
+                            link = Some(framed);
+                            w.backoff = BACKOFF_MIN;
+                            if w.register(link.as_mut().expect("set")).await.is_err() {
+                                link = w.lost(&mut next_try);
+                            }
+                        }
+                        None => {
+                            next_try = Instant::now() + w.next_backoff();
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        let framed = link.as_mut().expect("connected");
+        let outcome: Result<(), ()> = tokio::select! {
+            biased;
+            _ = death.cancelled() => return w.die(),
+            _ = shared.stop.cancelled() => return w.quit(),
+            m = framed.next() => match m {
+                Some(Ok(msg)) => w.on_message(framed, msg).await,
+                Some(Err(e)) => {
+                    tracing::debug!(worker = %w.spec.name, "link error: {e}");
+                    Err(())
+                }
+                None => Err(()),
+            },
+            Some(exp) = w.timers.next(), if !w.timers.is_empty() => {
+                w.job_done(exp.into_inner());
+                w.flush(framed).await
+            }
+            _ = hb.tick() => framed.send(ToMaster::Heartbeat).await.map_err(|_| ()),
+        };
+        if outcome.is_err() {
+            link = w.lost(&mut next_try);
+        }
+    }
+}
+
+struct Worker {
+    spec: Spec,
+    sh: Arc<Shared>,
+    running: HashMap<JobId, Running>,
+    queue: VecDeque<Queued>,
+    /// Results not yet acknowledged, sent or not.
+    results: HashMap<JobId, JobResult>,
+    /// Each cluster's request, learnt from the first assignment of the
+    /// cluster on this connection.
+    requests: HashMap<u64, Resources>,
+    timers: DelayQueue<JobId>,
+    /// When each free slot became free, oldest first: a dispatch fills the
+    /// oldest, and its latency counts from there.
+    free_since: VecDeque<Instant>,
+    used_cores: u32,
+    upstream: usize,
+    backoff: Duration,
+    registered: bool,
+    ever_connected: bool,
+    /// Reports not yet sent: they go out together at the next flush.
+    unsent_started: Vec<Started>,
+    unsent_finished: Vec<JobResult>,
+}
+
+impl Worker {
+    fn next_backoff(&mut self) -> Duration {
+        let base = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        base.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
+    }
+
+    async fn connect(&mut self) -> Option<PeerFramed> {
+        let _permit = if self.ever_connected {
+            None
+        } else {
+            self.sh.first_connects.acquire().await.ok()
+        };
+        let addr = &self.spec.upstreams[self.upstream % self.spec.upstreams.len()];
+        match connect(
+            addr,
+            Role::Worker,
+            &self.spec.name,
+            self.sh.secret.as_ref(),
+            self.sh.max_frame,
+            Duration::from_secs(20),
+        )
+        .await
+        {
+            Ok(f) => {
+                self.ever_connected = true;
+                Some(f)
+            }
+            Err(e) => {
+                tracing::debug!(worker = %self.spec.name, "{e}");
+                self.upstream += 1;
+                None
+            }
+        }
+    }
+
+    fn lost(&mut self, next_try: &mut Instant) -> Option<PeerFramed> {
+        if self.registered {
+            self.registered = false;
+            self.sh
+                .stats
+                .connected
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.upstream += 1;
+        *next_try = Instant::now() + self.next_backoff();
+        None
+    }
+
+    /// Register with what we hold, then resend every unacknowledged result.
+    async fn register(&mut self, framed: &mut PeerFramed) -> Result<(), ()> {
+        self.requests.clear();
+        let mut holdings: Vec<Holding> = self
+            .running
+            .iter()
+            .map(|(job, r)| Holding {
+                job: *job,
+                attempt: r.attempt,
+                state: HoldingState::Running {
+                    started_at: r.started_ms,
+                },
+                spec: None,
+            })
+            .collect();
+        holdings.extend(self.queue.iter().map(|q| Holding {
+            job: q.job,
+            attempt: q.attempt,
+            state: HoldingState::Queued,
+            spec: None,
+        }));
+        holdings.extend(self.results.values().map(|r| Holding {
+            job: r.job,
+            attempt: r.attempt,
+            state: HoldingState::ResultFollows,
+            spec: None,
+        }));
+        framed
+            .send(ToMaster::Register {
+                resources: Resources::new(
+                    self.spec.cores,
+                    self.spec.cores as u64 * 2_000,
+                    self.spec.cores as u64 * 10_000,
+                ),
+                holdings,
+                depth: self.spec.depth,
+                max_jobs: 0,
+                tags: vec![],
+            })
+            .await
+            .map_err(|_| ())?;
+        self.registered = true;
+        self.sh
+            .stats
+            .connected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Slots free from now on: what we can hold minus what we hold.
+        let capacity = (self.spec.cores * self.spec.depth) as usize;
+        let held = self.running.len() + self.queue.len();
+        let now = Instant::now();
+        self.free_since.clear();
+        self.free_since
+            .extend(std::iter::repeat_n(now, capacity.saturating_sub(held)));
+        let results: Vec<JobResult> = self.results.values().cloned().collect();
+        for chunk in results.chunks(4096) {
+            framed
+                .send(ToMaster::Finished(chunk.to_vec()))
+                .await
+                .map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, framed: &mut PeerFramed, msg: FromMaster) -> Result<(), ()> {
+        match msg {
+            FromMaster::Dispatch(assignments) => {
+                self.on_dispatch(assignments);
+                self.flush(framed).await?;
+            }
+            FromMaster::Kill(attempts) => {
+                let now = Instant::now();
+                for a in attempts {
+                    self.kill(a, now);
+                }
+                self.start_queued();
+                self.flush(framed).await?;
+            }
+            FromMaster::Ack(attempts) => {
+                for a in attempts {
+                    if self
+                        .results
+                        .get(&a.job)
+                        .is_some_and(|r| r.attempt == a.attempt)
+                    {
+                        self.results.remove(&a.job);
+                    }
+                }
+            }
+            FromMaster::Error { message } => {
+                tracing::warn!(worker = %self.spec.name, "master says: {message}");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_dispatch(&mut self, assignments: Vec<Assignment>) {
+        let now = Instant::now();
+        let mut lat = Vec::with_capacity(assignments.len());
+        for a in assignments {
+            if let Some(spec) = &a.spec {
+                self.requests.insert(a.job.cluster.0, spec.request);
+            }
+            let cores = self
+                .requests
+                .get(&a.job.cluster.0)
+                .map(|r| r.cores.max(1))
+                .unwrap_or(1);
+            // Latency: from when both the job (its cluster accepted) and a
+            // slot here (freed by a result, or offered at registration) were
+            // ready, to the dispatch's arrival — the master's reaction time,
+            // not the time a job queued behind a full pool.
+            let slot = self.free_since.pop_front().unwrap_or(now);
+            let submitted = self
+                .sh
+                .stats
+                .submitted_at
+                .get(&a.job.cluster.0)
+                .map(|t| *t)
+                .unwrap_or(slot);
+            let ready = slot.max(submitted);
+            lat.push(
+                now.saturating_duration_since(ready)
+                    .as_micros()
+                    .min(u32::MAX as u128) as u32,
+            );
+            let Some((run_ms, exit)) = self.sh.book.lookup(a.job) else {
+                tracing::warn!(job = %a.job, "dispatched a job the simulation never submitted");
+                continue;
+            };
+            if self.running.contains_key(&a.job) || self.queue.iter().any(|q| q.job == a.job) {
+                continue;
+            }
+            self.queue.push_back(Queued {
+                job: a.job,
+                attempt: a.attempt,
+                cores,
+                run_ms,
+                exit,
+            });
+        }
+        self.sh.stats.record_latencies(&lat);
+        self.start_queued();
+    }
+
+    /// Starts queued jobs while their cores are free.
+    fn start_queued(&mut self) {
+        while let Some(q) = self.queue.front() {
+            if self.used_cores + q.cores > self.spec.cores && self.used_cores > 0 {
+                break;
+            }
+            let q = self.queue.pop_front().expect("front");
+            let now = Instant::now();
+            let wait = Duration::from_millis(q.run_ms as u64).div_f64(self.sh.speed);
+            let key = self.timers.insert(q.job, wait);
+            self.used_cores += q.cores;
+            let started_ms = now_ms();
+            self.running.insert(
+                q.job,
+                Running {
+                    attempt: q.attempt,
+                    started_ms,
+                    cores: q.cores,
+                    exit: q.exit,
+                    key,
+                },
+            );
+            self.sh
+                .stats
+                .run_started(q.job, self.spec.id, q.attempt, now);
+            self.unsent_started.push(Started {
+                job: q.job,
+                attempt: q.attempt,
+                at: started_ms,
+            });
+        }
+    }
+
+    /// A job's run time is over: its result is kept until acknowledged, and
+    /// every other job due by now ends with it, in one report.
+    fn job_done(&mut self, first: JobId) {
+        let now = Instant::now();
+        self.finish(first, now);
+        while let Some(Some(exp)) = self.timers.next().now_or_never() {
+            self.finish(exp.into_inner(), now);
+        }
+        self.start_queued();
+    }
+
+    fn finish(&mut self, job: JobId, now: Instant) {
+        let Some(r) = self.running.remove(&job) else {
+            return;
+        };
+        self.used_cores -= r.cores;
+        self.free_since.push_back(now);
+        self.sh
+            .stats
+            .run_ended(job, self.spec.id, r.attempt, now, RunEnd::Completed);
+        let result = JobResult {
+            job,
+            attempt: r.attempt,
+            outcome: Outcome::Exited { code: r.exit },
+            started_at: r.started_ms,
+            ended_at: now_ms(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        self.results.insert(job, result.clone());
+        if self.registered {
+            self.unsent_finished.push(result);
+        }
+    }
+
+    fn kill(&mut self, a: Attempt, now: Instant) {
+        if let Some(r) = self.running.get(&a.job) {
+            if r.attempt == a.attempt {
+                let r = self.running.remove(&a.job).expect("present");
+                self.timers.remove(&r.key);
+                self.used_cores -= r.cores;
+                self.free_since.push_back(now);
+                self.sh
+                    .stats
+                    .run_ended(a.job, self.spec.id, a.attempt, now, RunEnd::Cut);
+            }
+        }
+        let before = self.queue.len();
+        self.queue
+            .retain(|q| !(q.job == a.job && q.attempt == a.attempt));
+        if self.queue.len() < before {
+            self.free_since.push_back(now);
+        }
+    }
+
+    /// Sends what is waiting: starts first, then results.
+    async fn flush(&mut self, framed: &mut PeerFramed) -> Result<(), ()> {
+        if !self.registered {
+            self.unsent_started.clear();
+            self.unsent_finished.clear();
+            return Ok(());
+        }
+        if !self.unsent_started.is_empty() {
+            let s = std::mem::take(&mut self.unsent_started);
+            framed.feed(ToMaster::Started(s)).await.map_err(|_| ())?;
+        }
+        if !self.unsent_finished.is_empty() {
+            let f = std::mem::take(&mut self.unsent_finished);
+            framed.feed(ToMaster::Finished(f)).await.map_err(|_| ())?;
+        }
+        framed.flush().await.map_err(|_| ())
+    }
+
+    /// Churn: gone at once, like a worker hit by SIGKILL. Its runs end
+    /// without results; the master finds out by the lease.
+    fn die(mut self) {
+        let now = Instant::now();
+        for (job, r) in self.running.drain() {
+            self.sh
+                .stats
+                .run_ended(job, self.spec.id, r.attempt, now, RunEnd::Cut);
+        }
+        self.leave();
+    }
+
+    /// The simulation is over.
+    fn quit(mut self) {
+        self.leave();
+    }
+
+    fn leave(&mut self) {
+        if self.registered {
+            self.registered = false;
+            self.sh
+                .stats
+                .connected
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
