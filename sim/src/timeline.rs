@@ -127,11 +127,10 @@ impl Timeline {
             rows.push((end, Row::Event("partition_end")));
         }
         rows.extend(self.samples.iter().map(|s| (s.t_s, Row::Sample(s))));
-        // At the same instant an event comes before the sample: the sample
-        // shows the event's consequence. The sort is stable, so simultaneous
-        // events keep the order above (a partition's start before its end).
-        let rank = |r: &Row| matches!(r, Row::Sample(_)) as u8;
-        rows.sort_by(|a, b| a.0.total_cmp(&b.0).then(rank(&a.1).cmp(&rank(&b.1))));
+        // Stable, so rows at the same instant keep the order they were pushed
+        // in: events before the sample (which shows their consequence), and a
+        // partition's start before its end.
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (t, row) in rows {
             match row {
                 Row::Sample(s) => writeln!(
@@ -816,6 +815,20 @@ mod tests {
             "peak {}",
             tl.peak_rate()
         );
+    }
+
+    #[test]
+    fn the_busiest_window_may_start_between_samples() {
+        // 50/s for 2 s, 200/s for 0.5 s, then nothing. The busiest second is
+        // [1.5, 2.5]: 25 + 100 = 125. Windows starting at a sample find at
+        // most 100 ([2, 3]).
+        let tl = Timeline {
+            samples: [(0.0, 0), (2.0, 100), (2.5, 200), (5.0, 200)]
+                .map(|(t, c)| sample(t, 0, 0, c, true))
+                .to_vec(),
+            ..Timeline::default()
+        };
+        assert!(close(tl.peak_rate(), 125.0, 1e-9), "{}", tl.peak_rate());
     }
 
     #[test]
