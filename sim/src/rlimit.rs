@@ -22,12 +22,12 @@ pub fn raise_for(connections: u64) -> Result<u64> {
             std::io::Error::last_os_error()
         );
     }
-    let (soft, hard) = (lim.rlim_cur as u64, lim.rlim_max as u64);
+    let (soft, hard) = (lim.rlim_cur, lim.rlim_max);
     if soft >= need {
         return Ok(soft);
     }
     let want = need.min(hard);
-    lim.rlim_cur = want as libc::rlim_t;
+    lim.rlim_cur = want;
     // SAFETY: `lim` is a valid rlimit with cur <= max.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
         bail!(
