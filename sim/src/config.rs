@@ -29,6 +29,10 @@ pub struct SimConfig {
     pub lease: Duration,
     /// Give up (and fail) after this long.
     pub timeout: Duration,
+    /// End the run this long after submission began: remove the jobs left
+    /// (as `condor_rm -all` would) and check the invariants on the rest.
+    /// For measuring a queue that would take hours to drain.
+    pub stop_after: Option<Duration>,
     /// Keep the master's journal here (must not exist yet); else a
     /// temporary directory, deleted at the end unless the run failed.
     pub journal: Option<PathBuf>,
@@ -61,6 +65,7 @@ impl SimConfig {
             partition_foreman: None,
             lease: Duration::from_secs(10),
             timeout: Duration::from_secs(600),
+            stop_after: None,
             journal: None,
             report_json: None,
             timeline_csv: None,

@@ -23,6 +23,8 @@ use std::time::Duration;
 pub struct EndCheck {
     pub completed: u64,
     pub held: u64,
+    /// Removed by `--stop-after` (only counted when that was asked for).
+    pub removed: u64,
     /// Not completed nor held at the end, missing from the table, or
     /// completed with a result other than the one its run reported.
     pub lost: u64,
@@ -46,6 +48,8 @@ pub struct Evidence<'a> {
     /// Jobs that ran on two holders at once longer than `lease`.
     pub overlaps: &'a [(JobId, Duration)],
     pub lease: Duration,
+    /// The run removed what was left at `--stop-after`: Removed is an end.
+    pub removal_ends: bool,
 }
 
 pub fn check(ev: &Evidence) -> Result<EndCheck> {
@@ -57,7 +61,9 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
     for v in ev.live {
         match v.status {
             JobStatus::Completed => {
-                let expected = ev.book.lookup(v.id).map(|(_, code)| code);
+                let expected = JobBook::plan_of(&v.attributes)
+                    .and_then(|plan| ev.book.lookup(plan, v.id.proc))
+                    .map(|(_, code)| code);
                 if expected.is_some() && v.exit_code == expected {
                     c.completed += 1;
                 } else {
@@ -76,6 +82,7 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
                     unreasoned_holds += 1;
                 }
             }
+            JobStatus::Removed if ev.removal_ends => c.removed += 1,
             other => {
                 c.lost += 1;
                 if lost_examples.len() < 5 {

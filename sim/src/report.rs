@@ -20,6 +20,8 @@ pub struct Report {
 
     pub jobs_submitted: u64,
     pub jobs_held: u64,
+    /// Jobs removed at `--stop-after`.
+    pub jobs_removed: u64,
     /// Jobs two holders ran at once for longer than a lease.
     pub jobs_overlapping: u64,
     /// Jobs the simulated workers ran to the end more than once (after a
@@ -33,6 +35,8 @@ pub struct Report {
     pub worker_deaths: u64,
     pub foreman_partitions: u32,
     pub seconds_to_connect: f64,
+    /// The most jobs running at once.
+    pub peak_running: u64,
     pub wall_s: f64,
     pub journal_events: u64,
     pub journal_matches_live_table: bool,
@@ -55,6 +59,7 @@ impl Report {
             "pilotq sim: {} workers × {} cores{}, {} jobs, {:.1} s\n\
              \x20 jobs completed           {}\n\
              \x20 jobs held                {}\n\
+             \x20 jobs removed             {} (left at --stop-after)\n\
              \x20 jobs lost                {}\n\
              \x20 jobs duplicated          {}\n\
              \x20 jobs on two holders      {} (beyond a lease)\n\
@@ -62,7 +67,7 @@ impl Report {
              \x20 completions/s            {:.0} sustained, {:.0} peak\n\
              \x20 dispatch latency         p50 {}, p99 {}\n\
              \x20 workers connected in     {:.2} s\n\
-             \x20 all running after        {}\n\
+             \x20 all running after        {} (peak {} running)\n\
              \x20 master                   {:.1} s CPU, {:.0} MB peak RSS, {} restarts\n\
              \x20 journal                  {} events, replay {} the live table ({})\n",
             self.workers,
@@ -76,6 +81,7 @@ impl Report {
             self.wall_s,
             self.jobs_completed,
             self.jobs_held,
+            self.jobs_removed,
             self.jobs_lost,
             self.jobs_duplicated,
             self.jobs_overlapping,
@@ -88,6 +94,7 @@ impl Report {
             ms(self.dispatch_latency_p99_ms),
             self.seconds_to_connect,
             s(self.seconds_to_all_running),
+            self.peak_running,
             self.master_cpu_s,
             self.master_peak_rss_mb,
             self.master_restarts,

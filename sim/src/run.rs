@@ -13,6 +13,7 @@ use crate::stats::Stats;
 use crate::timeline::{Sample, Timeline};
 use crate::workload::{self, JobBook, Workload, SIM_EXECUTABLE};
 use anyhow::{bail, Context, Result};
+use futures::TryStreamExt;
 use pilotq_actors::client::Client;
 use pilotq_wire::{JobView, Secret, Selector, DEFAULT_MAX_FRAME};
 use rand::Rng;
@@ -107,7 +108,6 @@ struct Sim {
     /// Stops the fault injectors and the sampler.
     faults_off: CancellationToken,
     timeline: Arc<Mutex<Timeline>>,
-    all_running_at: Arc<Mutex<Option<f64>>>,
     t_submit: Option<Instant>,
 }
 
@@ -140,7 +140,7 @@ impl Sim {
             scratch.join("master.log"),
         );
         let shared = Arc::new(Shared {
-            book: Arc::new(JobBook::default()),
+            book: Arc::new(JobBook::new(&workload)),
             stats: Arc::new(Stats::new()),
             secret: Some(secret),
             speed: cfg.speed,
@@ -164,7 +164,6 @@ impl Sim {
             deaths: Arc::new(AtomicU64::new(0)),
             faults_off: CancellationToken::new(),
             timeline: Arc::new(Mutex::new(Timeline::default())),
-            all_running_at: Arc::new(Mutex::new(None)),
             t_submit: None,
         }
     }
@@ -228,10 +227,14 @@ impl Sim {
 
         // The workload, the sampler, the faults.
         let total = self.workload.jobs();
+        let slots = cfg.workers as u64 * cfg.cores_per_worker as u64;
+        self.stats()
+            .all_running_target
+            .store(total.min(slots), Relaxed);
         let t_submit = Instant::now();
         self.t_submit = Some(t_submit);
         let mut submitting = Some(self.spawn_submitter(t_submit, &master_addr));
-        self.spawn_sampler(t_submit, total);
+        self.spawn_sampler(t_submit);
         self.spawn_master_killer(t_submit);
         self.spawn_churn(fleet.clone());
         self.spawn_partition(t_submit);
@@ -241,9 +244,29 @@ impl Sim {
         let deadline = t_submit + cfg.timeout;
         let mut last_progress = Instant::now();
         let mut client: Option<Client> = None;
+        let mut removed_rest = false;
         let finished = loop {
             if Instant::now() > deadline {
                 break false;
+            }
+            if let (Some(after), false) = (cfg.stop_after, removed_rest) {
+                if t_submit.elapsed() >= after {
+                    if let Some(h) = submitting.take() {
+                        // A submission cut here may still be read by the
+                        // master: give it time to land before the removal.
+                        h.abort();
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    if let Some(c) = client.as_mut() {
+                        if let Ok(n) = c.remove(vec![Selector::All]).await {
+                            removed_rest = true;
+                            say(&cfg, &format!("--stop-after: removed the {n} jobs left"));
+                        }
+                    } else {
+                        let _ = self.status(&master_addr, &mut client).await;
+                    }
+                    continue;
+                }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
             if submitting.as_ref().is_some_and(|h| h.is_finished()) {
@@ -271,9 +294,14 @@ impl Sim {
                     ),
                 );
             }
+            let accepted = if removed_rest {
+                self.stats().submitted.load(Relaxed)
+            } else {
+                total
+            };
             if status.idle == 0
                 && status.running == 0
-                && status.completed + status.held + status.removed >= total
+                && status.completed + status.held + status.removed >= accepted
             {
                 break true;
             }
@@ -305,6 +333,7 @@ impl Sim {
             journal: &self.journal,
             overlaps: &overlaps,
             lease: cfg.lease,
+            removal_ends: removed_rest,
         })?;
         let mut failures = end.failures.clone();
         if !finished {
@@ -317,7 +346,7 @@ impl Sim {
                 ),
             );
         }
-        if submitted < total {
+        if submitted < total && !removed_rest {
             failures.push(format!("only {submitted} of {total} jobs were accepted"));
         }
 
@@ -338,15 +367,14 @@ impl Sim {
             completions_per_s_peak: timeline.peak_rate(),
             dispatch_latency_p50_ms: p50,
             dispatch_latency_p99_ms: p99,
-            seconds_to_all_running: *self
-                .all_running_at
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
+            seconds_to_all_running: self.seconds_to_all_running(t_submit),
             master_cpu_s,
             master_peak_rss_mb,
             master_restarts,
             jobs_submitted: submitted,
             jobs_held: end.held,
+            jobs_removed: end.removed,
+            peak_running: self.stats().peak_running.load(Relaxed),
             jobs_overlapping: end.overlaps,
             jobs_rerun: self.stats().reruns(),
             runs_cut: self.stats().runs_cut.load(Relaxed),
@@ -373,6 +401,15 @@ impl Sim {
                 .with_context(|| format!("writing {}", p.display()))?;
         }
         Ok(report)
+    }
+
+    fn seconds_to_all_running(&self, t_submit: Instant) -> Option<f64> {
+        let us = self.stats().all_running_at_us.load(Relaxed);
+        if us == 0 {
+            return None;
+        }
+        let at = self.stats().t0 + Duration::from_micros(us);
+        Some(at.saturating_duration_since(t_submit).as_secs_f64())
     }
 
     /// Foremen, each behind a relay the simulation can cut; the workers'
@@ -447,87 +484,41 @@ impl Sim {
         done()
     }
 
-    /// Submits each cluster at its time. A submission cut by a master crash
-    /// may or may not have landed: the master numbers clusters in order and
-    /// we are its only submitter, so after reconnecting we ask for the
-    /// cluster we expected, and submit again only if it is not there.
+    /// Submits each cluster at its time, on up to [`SUBMITTERS`]
+    /// connections at once (a site has many submitters; one would measure
+    /// its own round trips, not the master).
     fn spawn_submitter(&mut self, t0: Instant, addr: &str) -> tokio::task::JoinHandle<Result<()>> {
         let plans = std::mem::take(&mut self.workload.clusters);
         let shared = self.shared.clone();
         let speed = self.cfg.speed;
-        let addr = addr.to_string();
+        let sub = Arc::new(Submitter {
+            addr: addr.to_string(),
+            shared: self.shared.clone(),
+            hash: hex::encode(Sha256::digest(SIM_EXECUTABLE)),
+            pool: Mutex::new(Vec::new()),
+            known: Mutex::new(std::collections::BTreeSet::new()),
+        });
         tokio::spawn(async move {
-            let hash = hex::encode(Sha256::digest(SIM_EXECUTABLE));
-            let mut client: Option<Client> = None;
-            let mut expected = 1u64;
-            for (idx, plan) in plans.into_iter().enumerate() {
-                tokio::time::sleep_until((t0 + plan.at.div_f64(speed)).into()).await;
-                let mut spec = plan.spec;
-                spec.executable = hash.clone();
-                let count = plan.run_ms.len() as u32;
-                let runs = Arc::new(plan.run_ms);
-                // Booked before it is sent: a dispatch of its jobs may reach a
-                // worker before the answer reaches us.
-                shared.book.insert(expected, idx, runs.clone());
-                shared.stats.submitted_at.insert(expected, Instant::now());
-                loop {
-                    let c = match connected(&mut client, &addr, &shared).await {
-                        Some(c) => c,
-                        None => continue,
-                    };
-                    match c.submit(spec.clone(), count, SIM_EXECUTABLE.to_vec()).await {
-                        Ok((cluster, n)) => {
-                            if cluster.0 != expected {
-                                tracing::warn!(
-                                    "cluster {} where {expected} was expected: another submitter?",
-                                    cluster.0
-                                );
-                                shared.book.insert(cluster.0, idx, runs.clone());
-                                shared.stats.submitted_at.insert(cluster.0, Instant::now());
-                            }
-                            expected = cluster.0 + 1;
-                            shared.stats.submitted.fetch_add(n as u64, Relaxed);
-                            break;
-                        }
-                        Err(pilotq_actors::connect::ConnectError::Refused { message, .. }) => {
-                            bail!("the master refused a submission: {message}")
-                        }
-                        Err(e) => {
-                            tracing::info!("submission cut ({e}); checking whether it landed");
-                            client = None;
-                            let landed = loop {
-                                let Some(c) = connected(&mut client, &addr, &shared).await else {
-                                    continue;
-                                };
-                                let sel = vec![Selector::Cluster(pilotq_wire::ClusterId(expected))];
-                                match c.query(sel).await {
-                                    Ok(jobs) => break !jobs.is_empty(),
-                                    Err(_) => client = None,
-                                }
-                            };
-                            if landed {
-                                expected += 1;
-                                shared.stats.submitted.fetch_add(count as u64, Relaxed);
-                                break;
-                            }
-                        }
+            futures::stream::iter(plans.into_iter().enumerate().map(Ok))
+                .try_for_each_concurrent(SUBMITTERS, |(idx, plan)| {
+                    let (sub, shared) = (sub.clone(), shared.clone());
+                    async move {
+                        tokio::time::sleep_until((t0 + plan.at.div_f64(speed)).into()).await;
+                        shared.stats.submitted_at.insert(idx, Instant::now());
+                        sub.submit(idx, plan).await
                     }
-                }
-            }
-            Ok(())
+                })
+                .await
         })
     }
 
-    fn spawn_sampler(&self, t0: Instant, total: u64) {
-        let (master, stats, timeline, all_running, fleet, off, every, cores) = (
+    fn spawn_sampler(&self, t0: Instant) {
+        let (master, stats, timeline, off, every) = (
             self.master.clone(),
             self.shared.stats.clone(),
             self.timeline.clone(),
-            self.all_running_at.clone(),
-            self.fleet.clone(),
             self.faults_off.clone(),
             self.cfg.sample_every,
-            self.cfg.cores_per_worker as u64,
         );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -544,14 +535,6 @@ impl Sim {
                     Err(_) => false,
                 };
                 let sample = sample_of(&stats, t0, up);
-                let slots = fleet.lock().unwrap_or_else(|p| p.into_inner()).len() as u64 * cores;
-                let target = total.min(slots);
-                if stats.submitted.load(Relaxed) >= total && sample.running >= target {
-                    let mut a = all_running.lock().unwrap_or_else(|p| p.into_inner());
-                    if a.is_none() {
-                        *a = Some(sample.t_s);
-                    }
-                }
                 timeline
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -774,23 +757,101 @@ fn sample_of(stats: &Stats, t0: Instant, master_up: bool) -> Sample {
     }
 }
 
-/// A client connection to the master, made if needed; `None` after a short
-/// wait when the master cannot be reached (it may be restarting).
-async fn connected<'a>(
-    client: &'a mut Option<Client>,
-    addr: &str,
-    shared: &Shared,
-) -> Option<&'a mut Client> {
-    if client.is_none() {
-        match Client::connect(addr, shared.secret.as_ref(), DEFAULT_MAX_FRAME).await {
-            Ok(c) => *client = Some(c),
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                return None;
+/// Submissions in flight at once.
+const SUBMITTERS: usize = 8;
+
+/// Submits clusters, exactly once each across master crashes.
+struct Submitter {
+    addr: String,
+    shared: Arc<Shared>,
+    /// sha256 of [`SIM_EXECUTABLE`].
+    hash: String,
+    /// Idle client connections.
+    pool: Mutex<Vec<Client>>,
+    /// Cluster ids the master gave us.
+    known: Mutex<std::collections::BTreeSet<u64>>,
+}
+
+impl Submitter {
+    async fn submit(&self, idx: usize, plan: workload::ClusterPlan) -> Result<()> {
+        let mut spec = plan.spec;
+        spec.executable = self.hash.clone();
+        workload::tag_plan(&mut spec, idx);
+        let count = plan.run_ms.len() as u32;
+        loop {
+            let mut c = self.client().await;
+            match c.submit(spec.clone(), count, SIM_EXECUTABLE.to_vec()).await {
+                Ok((cluster, n)) => {
+                    self.landed(cluster.0, n);
+                    self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                    return Ok(());
+                }
+                Err(pilotq_actors::connect::ConnectError::Refused { message, .. }) => {
+                    bail!("the master refused a submission: {message}")
+                }
+                Err(e) => {
+                    tracing::info!("submission cut ({e}); checking whether it landed");
+                    if let Some(id) = self.find(idx).await {
+                        self.landed(id, count);
+                        return Ok(());
+                    }
+                }
             }
         }
     }
-    client.as_mut()
+
+    fn landed(&self, cluster: u64, jobs: u32) {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(cluster);
+        self.shared.stats.submitted.fetch_add(jobs as u64, Relaxed);
+    }
+
+    /// A connection from the pool, or a new one; waits out a master restart.
+    async fn client(&self) -> Client {
+        loop {
+            let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            if let Some(c) = pooled {
+                return c;
+            }
+            match Client::connect(&self.addr, self.shared.secret.as_ref(), DEFAULT_MAX_FRAME).await {
+                Ok(c) => return c,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Whether plan `idx`, whose submission was cut, landed anyway: the
+    /// master numbers clusters in order, so it can only be one of the ids
+    /// below the highest we know, or just above it, that no answer gave us.
+    /// Each is asked for its first job, whose attributes name its plan.
+    async fn find(&self, idx: usize) -> Option<u64> {
+        // Connections made before the crash are dead.
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let candidates: Vec<u64> = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            let top = known.last().copied().unwrap_or(0) + SUBMITTERS as u64 + 1;
+            (1..=top).filter(|id| !known.contains(id)).collect()
+        };
+        'retry: loop {
+            let mut c = self.client().await;
+            for &id in &candidates {
+                let sel = vec![Selector::Job(pilotq_wire::JobId::new(id, 0))];
+                match c.query(sel).await {
+                    Ok(jobs) => {
+                        if jobs.first().and_then(|v| JobBook::plan_of(&v.attributes)) == Some(idx) {
+                            self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                            return Some(id);
+                        }
+                    }
+                    Err(_) => continue 'retry,
+                }
+            }
+            self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+            return None;
+        }
+    }
 }
 
 /// Starting workers: at the beginning, and for churn.

@@ -84,7 +84,7 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, death: CancellationToken) {
         running: HashMap::new(),
         queue: VecDeque::new(),
         results: HashMap::new(),
-        requests: HashMap::new(),
+        clusters: HashMap::new(),
         timers: DelayQueue::new(),
         free_since: VecDeque::new(),
         used_cores: 0,
@@ -157,9 +157,9 @@ struct Worker {
     queue: VecDeque<Queued>,
     /// Results not yet acknowledged, sent or not.
     results: HashMap<JobId, JobResult>,
-    /// Each cluster's request, learnt from the first assignment of the
-    /// cluster on this connection.
-    requests: HashMap<u64, Resources>,
+    /// Each cluster's cores and plan, learnt from the spec that comes with
+    /// the cluster's first assignment on this connection.
+    clusters: HashMap<u64, (u32, Option<usize>)>,
     timers: DelayQueue<JobId>,
     /// When each free slot became free, oldest first: a dispatch fills the
     /// oldest, and its latency counts from there.
@@ -225,7 +225,7 @@ impl Worker {
 
     /// Register with what we hold, then resend every unacknowledged result.
     async fn register(&mut self, framed: &mut PeerFramed) -> Result<(), ()> {
-        self.requests.clear();
+        self.clusters.clear();
         let mut holdings: Vec<Holding> = self
             .running
             .iter()
@@ -324,15 +324,20 @@ impl Worker {
         let mut lat = Vec::with_capacity(assignments.len());
         for a in assignments {
             if let Some(spec) = &a.spec {
-                self.requests.insert(a.job.cluster.0, spec.request);
+                let plan = JobBook::plan_of(&spec.attributes);
+                self.clusters
+                    .insert(a.job.cluster.0, (spec.request.cores.max(1), plan));
             }
-            let cores = self
-                .requests
-                .get(&a.job.cluster.0)
-                .map(|r| r.cores.max(1))
-                .unwrap_or(1);
-            // Latency: from when both the job (its cluster accepted) and a
-            // slot here (freed by a result, or offered at registration) were
+            let Some(&(cores, Some(plan))) = self.clusters.get(&a.job.cluster.0) else {
+                tracing::warn!(job = %a.job, "dispatched a job of a cluster the simulation did not submit");
+                continue;
+            };
+            let Some((run_ms, exit)) = self.sh.book.lookup(plan, a.job.proc) else {
+                tracing::warn!(job = %a.job, "dispatched a job outside its cluster's plan");
+                continue;
+            };
+            // Latency: from when both the job (its cluster sent) and a slot
+            // here (freed by a result, or offered at registration) were
             // ready, to the dispatch's arrival — the master's reaction time,
             // not the time a job queued behind a full pool.
             let slot = self.free_since.pop_front().unwrap_or(now);
@@ -340,7 +345,7 @@ impl Worker {
                 .sh
                 .stats
                 .submitted_at
-                .get(&a.job.cluster.0)
+                .get(&plan)
                 .map(|t| *t)
                 .unwrap_or(slot);
             let ready = slot.max(submitted);
@@ -349,10 +354,6 @@ impl Worker {
                     .as_micros()
                     .min(u32::MAX as u128) as u32,
             );
-            let Some((run_ms, exit)) = self.sh.book.lookup(a.job) else {
-                tracing::warn!(job = %a.job, "dispatched a job the simulation never submitted");
-                continue;
-            };
             if self.running.contains_key(&a.job) || self.queue.iter().any(|q| q.job == a.job) {
                 continue;
             }

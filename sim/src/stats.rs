@@ -26,8 +26,14 @@ pub struct Stats {
     pub connected: AtomicU64,
     /// Dispatch latencies in microseconds (see `Worker::on_dispatch`).
     latencies_us: Mutex<Vec<u32>>,
-    /// When each cluster was accepted, by cluster id.
-    pub submitted_at: DashMap<u64, Instant>,
+    /// When each plan of the workload was sent to the master, by plan.
+    pub submitted_at: DashMap<usize, Instant>,
+    /// `seconds_to_all_running`: this many jobs running at once…
+    pub all_running_target: AtomicU64,
+    /// … first happened this long after `t0`, in microseconds (0: not yet).
+    pub all_running_at_us: AtomicU64,
+    /// The most jobs running at once.
+    pub peak_running: AtomicU64,
     runs: DashMap<JobId, JobRuns>,
 }
 
@@ -68,6 +74,9 @@ impl Stats {
             connected: AtomicU64::new(0),
             latencies_us: Mutex::new(Vec::new()),
             submitted_at: DashMap::new(),
+            all_running_target: AtomicU64::new(u64::MAX),
+            all_running_at_us: AtomicU64::new(0),
+            peak_running: AtomicU64::new(0),
             runs: DashMap::new(),
         }
     }
@@ -97,7 +106,14 @@ impl Stats {
     }
 
     pub fn run_started(&self, job: JobId, worker: u32, attempt: u32, now: Instant) {
-        self.running.fetch_add(1, Relaxed);
+        let running = self.running.fetch_add(1, Relaxed) + 1;
+        self.peak_running.fetch_max(running, Relaxed);
+        if running >= self.all_running_target.load(Relaxed) {
+            let us = now.saturating_duration_since(self.t0).as_micros().max(1) as u64;
+            let _ = self
+                .all_running_at_us
+                .compare_exchange(0, us, Relaxed, Relaxed);
+        }
         self.runs
             .entry(job)
             .or_default()

@@ -5,7 +5,7 @@
 //! by its cluster and process, so any worker that gets a job runs it for the
 //! same time, whatever attempt it is.
 
-use pilotq_wire::{JobId, JobSpec, Resources};
+use pilotq_wire::{JobSpec, Resources};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -184,29 +184,47 @@ pub fn synthetic(jobs: u64, dist: DurationDist, seed: u64) -> Workload {
     Workload { clusters }
 }
 
-/// Where a submitted job sits in the workload: which plan, and its run time.
-/// Filled as clusters are accepted (the master chooses cluster ids).
+/// The custom attribute (`+PilotqSimPlan = N`) that names a cluster's plan
+/// in the workload. It travels with the spec, so a simulated worker knows
+/// what a job is from its first assignment, and the end check knows what a
+/// completed job should have reported, whatever cluster id the master chose
+/// and however submissions raced.
+pub const PLAN_ATTRIBUTE: &str = "PilotqSimPlan";
+
+/// Every job's run time, by plan and process; built before anything is
+/// submitted, read by every simulated worker.
 #[derive(Debug, Default)]
 pub struct JobBook {
-    by_cluster: dashmap::DashMap<u64, (usize, std::sync::Arc<Vec<u32>>)>,
+    runs: Vec<std::sync::Arc<Vec<u32>>>,
 }
 
 impl JobBook {
-    pub fn insert(&self, cluster: u64, plan_index: usize, run_ms: std::sync::Arc<Vec<u32>>) {
-        self.by_cluster.insert(cluster, (plan_index, run_ms));
+    pub fn new(w: &Workload) -> JobBook {
+        JobBook {
+            runs: w
+                .clusters
+                .iter()
+                .map(|c| std::sync::Arc::new(c.run_ms.clone()))
+                .collect(),
+        }
     }
 
-    /// The job's simulated run time and exit code, if the job is ours.
-    pub fn lookup(&self, job: JobId) -> Option<(u32, i32)> {
-        let e = self.by_cluster.get(&job.cluster.0)?;
-        let (plan, runs) = &*e;
-        let ms = *runs.get(job.proc as usize)?;
-        Some((ms, exit_code_for(*plan, job.proc)))
+    /// A job's simulated run time (ms) and exit code, if it is in the plan.
+    pub fn lookup(&self, plan: usize, proc: u32) -> Option<(u32, i32)> {
+        let ms = *self.runs.get(plan)?.get(proc as usize)?;
+        Some((ms, exit_code_for(plan, proc)))
     }
 
-    pub fn plan_of(&self, cluster: u64) -> Option<usize> {
-        self.by_cluster.get(&cluster).map(|e| e.0)
+    /// The plan a spec (or a job view's attributes) names.
+    pub fn plan_of(attributes: &BTreeMap<String, String>) -> Option<usize> {
+        attributes.get(PLAN_ATTRIBUTE)?.trim().parse().ok()
     }
+}
+
+/// Marks `spec` as plan `index` of the workload.
+pub fn tag_plan(spec: &mut JobSpec, index: usize) {
+    spec.attributes
+        .insert(PLAN_ATTRIBUTE.to_string(), index.to_string());
 }
 
 #[cfg(test)]

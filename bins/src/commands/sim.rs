@@ -64,6 +64,11 @@ pub struct SimArgs {
     /// Fail if the jobs have not all ended this long after submission began.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10m")]
     pub timeout: Duration,
+    /// End the run this long after submission began: remove the jobs left
+    /// (as condor_rm -all) and check the invariants on the rest — to measure
+    /// a queue that would take hours to drain.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub stop_after: Option<Duration>,
     /// Keep the master's journal in DIR (must not exist), e.g. to --replay it
     /// later; else it lives in a temporary directory.
     #[arg(long, value_name = "DIR")]
@@ -102,6 +107,7 @@ pub fn run(a: SimArgs) -> Result<i32> {
     cfg.partition_foreman = a.partition_foreman;
     cfg.lease = a.lease;
     cfg.timeout = a.timeout;
+    cfg.stop_after = a.stop_after;
     cfg.journal = a.journal;
     cfg.report_json = a.report_json.clone();
     cfg.timeline_csv = a.timeline_csv;
