@@ -18,6 +18,9 @@ pub struct Report {
     pub master_peak_rss_mb: f64,
     pub master_restarts: u32,
 
+    /// Peak RSS including the end checks' query of every job, which the
+    /// master answers from views it builds all at once.
+    pub master_peak_rss_mb_with_checks: f64,
     pub jobs_submitted: u64,
     pub jobs_held: u64,
     /// Jobs removed at `--stop-after`.
@@ -68,7 +71,7 @@ impl Report {
              \x20 dispatch latency         p50 {}, p99 {}\n\
              \x20 workers connected in     {:.2} s\n\
              \x20 all running after        {} (peak {} running)\n\
-             \x20 master                   {:.1} s CPU, {:.0} MB peak RSS, {} restarts\n\
+             \x20 master                   {:.1} s CPU, {:.0} MB peak RSS ({:.0} MB with the end checks), {} restarts\n\
              \x20 journal                  {} events, replay {} the live table ({})\n",
             self.workers,
             self.cores_per_worker,
@@ -97,6 +100,7 @@ impl Report {
             self.peak_running,
             self.master_cpu_s,
             self.master_peak_rss_mb,
+            self.master_peak_rss_mb_with_checks,
             self.master_restarts,
             self.journal_events,
             if self.journal_matches_live_table {

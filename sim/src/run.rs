@@ -313,16 +313,24 @@ impl Sim {
         }
         self.sample_now(t_submit, total);
 
+        // The master's figures are those of the run: the checks that follow
+        // (a query of every job) are the simulation's, not the workload's.
+        let (master_cpu_s, master_peak_rss_mb, master_restarts) = {
+            let mut m = self.master.lock().await;
+            m.sample();
+            (m.cpu_s(), m.peak_rss_mb(), m.restarts)
+        };
+
         // The live table, then everything stopped, then the checks.
         let live = self.live_table(&master_addr).await?;
         self.shared.stop.cancel();
         for f in &mut self.foremen {
             let _ = f.stop(Duration::from_secs(60)).await;
         }
-        let (master_cpu_s, master_peak_rss_mb, master_restarts) = {
+        let master_peak_rss_mb_with_checks = {
             let mut m = self.master.lock().await;
             m.stop(Duration::from_secs(120)).await?;
-            (m.cpu_s(), m.peak_rss_mb(), m.restarts)
+            m.peak_rss_mb()
         };
         let overlaps = self.stats().overlaps_beyond(cfg.lease, Instant::now());
         let submitted = self.stats().submitted.load(Relaxed);
@@ -371,6 +379,7 @@ impl Sim {
             master_cpu_s,
             master_peak_rss_mb,
             master_restarts,
+            master_peak_rss_mb_with_checks,
             jobs_submitted: submitted,
             jobs_held: end.held,
             jobs_removed: end.removed,

@@ -1,0 +1,217 @@
+//! `pilotq sim` end to end: the real master binary driven by simulated
+//! workers, with its crashes, churn and partitions, and the report a CI job
+//! would read. (The CI load simulation itself, 2,000 workers, runs from
+//! `.ci/run` on the release binary.)
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(pilotq_tests::bin())
+        .arg("sim")
+        .arg("--quiet")
+        .args(["--timeout", "120s"])
+        .args(args)
+        .output()
+        .expect("running pilotq sim")
+}
+
+fn report(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("the JSON report");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn explain(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn master_crashes_and_worker_churn_lose_nothing_and_run_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let csv = dir.path().join("timeline.csv");
+    let svg = dir.path().join("timeline.svg");
+    let out = sim(&[
+        "--workers",
+        "60",
+        "--cores-per-worker",
+        "2",
+        "--jobs",
+        "3000",
+        "--duration",
+        "uniform:100ms..400ms",
+        "--kill-master-every",
+        "3s",
+        "--worker-churn",
+        "4",
+        "--lease",
+        "2s",
+        "--report-json",
+        json.to_str().unwrap(),
+        "--timeline-csv",
+        csv.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", explain(&out));
+    let r = report(&json);
+    for key in [
+        "jobs_completed",
+        "jobs_lost",
+        "jobs_duplicated",
+        "completions_per_s_sustained",
+        "completions_per_s_peak",
+        "dispatch_latency_p50_ms",
+        "dispatch_latency_p99_ms",
+        "seconds_to_all_running",
+        "master_cpu_s",
+        "master_peak_rss_mb",
+        "master_restarts",
+    ] {
+        assert!(r.get(key).is_some(), "report lacks {key}: {r}");
+    }
+    assert_eq!(r["jobs_submitted"], 3000, "{r}");
+    // Churn can put a job on hold (its holders keep dying): it must say why,
+    // and every other job completes exactly once.
+    let (done, held) = (
+        r["jobs_completed"].as_u64().unwrap(),
+        r["jobs_held"].as_u64().unwrap(),
+    );
+    assert_eq!(done + held, 3000, "{r}");
+    assert_eq!(r["jobs_lost"], 0, "{r}");
+    assert_eq!(r["jobs_duplicated"], 0, "{r}");
+    assert_eq!(r["journal_matches_live_table"], true, "{r}");
+    assert!(r["master_restarts"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["worker_deaths"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["master_peak_rss_mb"].as_f64().unwrap() > 1.0, "{r}");
+    assert!(r["master_cpu_s"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["invariants_failed"].as_array().unwrap().is_empty(), "{r}");
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("invariants               all hold"), "{stdout}");
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv.starts_with("t_s,idle,running,completed,master_up,event\n"));
+    assert!(csv.contains("master_killed"), "{csv}");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn a_partitioned_foreman_comes_back_and_its_jobs_complete_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = sim(&[
+        "--workers",
+        "24",
+        "--foremen",
+        "2",
+        "--jobs",
+        "600",
+        "--duration",
+        "fixed:300ms",
+        "--partition-foreman",
+        "2s",
+        "--lease",
+        "5s",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", explain(&out));
+    let r = report(&json);
+    assert_eq!(r["jobs_completed"], 600, "{r}");
+    assert_eq!(r["jobs_lost"], 0, "{r}");
+    assert_eq!(r["jobs_duplicated"], 0, "{r}");
+    assert_eq!(r["foreman_partitions"], 1, "{r}");
+    assert_eq!(r["foremen"], 2, "{r}");
+}
+
+#[test]
+fn a_recorded_journal_replays_as_a_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("recorded");
+    let first = sim(&[
+        "--workers",
+        "20",
+        "--jobs",
+        "400",
+        "--duration",
+        "uniform:50ms..150ms",
+        "--seed",
+        "9",
+        "--journal",
+        journal.to_str().unwrap(),
+    ]);
+    assert!(first.status.success(), "{}", explain(&first));
+    assert!(journal.join("db").exists(), "the journal is kept");
+
+    let json = dir.path().join("replay.json");
+    let again = sim(&[
+        "--workers",
+        "20",
+        "--replay",
+        journal.to_str().unwrap(),
+        "--speed",
+        "2",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(again.status.success(), "{}", explain(&again));
+    let r = report(&json);
+    assert_eq!(r["jobs_submitted"], 400, "{r}");
+    assert_eq!(r["jobs_completed"], 400, "{r}");
+    assert_eq!(r["jobs_lost"], 0, "{r}");
+}
+
+#[test]
+fn stop_after_removes_what_is_left_and_still_checks_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = sim(&[
+        "--workers",
+        "10",
+        "--jobs",
+        "5000",
+        "--duration",
+        "fixed:1h",
+        "--stop-after",
+        "2s",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", explain(&out));
+    let r = report(&json);
+    assert_eq!(r["jobs_removed"], 5000, "{r}");
+    assert_eq!(r["jobs_lost"], 0, "{r}");
+    assert_eq!(r["peak_running"], 10, "{r}");
+}
+
+#[test]
+fn bad_settings_get_one_clear_error() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--duration", "gauss:1s"], "expected fixed, exp or uniform"),
+        (&["--duration", "uniform:5s..1s"], "LOW is above HIGH"),
+        (&["--kill-master-every", "soon"], "invalid value"),
+        (&["--partition-foreman", "2s"], "needs --foremen"),
+        (&["--workers", "0"], "--workers must be at least 1"),
+        (&["--speed", "0"], "--speed must be a number above 0"),
+        (&["--replay", "/nonexistent/journal"], "no journal at"),
+    ];
+    for (args, want) in cases {
+        let out = sim(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A journal directory that already exists is never overwritten.
+    let dir = tempfile::tempdir().unwrap();
+    let out = sim(&["--journal", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
