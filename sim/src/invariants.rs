@@ -1,6 +1,7 @@
 //! The end checks. A simulation passes only if all of these hold:
 //!
-//! 1. every submitted job is Completed exactly once, or Held with a reason;
+//! 1. every submitted job is Completed exactly once, or Held with a reason
+//!    (or Removed, when the run ended with `--stop-after`);
 //! 2. no result is lost: each completed job carries the exit code its
 //!    simulated run reported (a pure function of the job, so a result lost,
 //!    mixed up or invented shows);
@@ -117,7 +118,11 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
             .push(format!("{unreasoned_holds} held jobs have no hold reason"));
     }
 
-    // What the journal says happened.
+    // What the journal says happened. (`Store::open` would create a
+    // missing journal: a wrong path must not pass as an empty one.)
+    if !ev.journal.join("db").exists() {
+        anyhow::bail!("no journal at {}", ev.journal.display());
+    }
     let store = Store::open(ev.journal)
         .with_context(|| format!("opening the journal {}", ev.journal.display()))?;
     let mut completions: HashMap<JobId, u32> = HashMap::new();
@@ -158,9 +163,9 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
     }
 
     c.overlaps = ev.overlaps.len() as u64;
-    if let Some((job, worst)) = ev.overlaps.first() {
+    if let Some((job, worst)) = ev.overlaps.iter().max_by_key(|(_, d)| *d) {
         c.failures.push(format!(
-            "{} jobs ran on two holders at once for longer than the {:?} lease (e.g. {job} for {:.1} s)",
+            "{} jobs ran on two holders at once for longer than the {:?} lease (longest: {job}, {:.1} s)",
             ev.overlaps.len(),
             ev.lease,
             worst.as_secs_f64()

@@ -7,10 +7,11 @@
 //!
 //! The journal is streamed once from its first event (a snapshot would not
 //! do: it holds each job's state, not how long it ran). Which completion
-//! counts follows the table's own rules (`Table::apply`): the master journals
-//! a late report of an attempt whose holder it already gave up on, and the
-//! table refuses it, so a run time is only taken from the attempt that was
-//! current when it completed.
+//! counts follows the table's own rules (`Table::apply`): today's master only
+//! journals the current attempt's completion, but the table would refuse a
+//! late report of an attempt whose holder it had given up on (the format-1
+//! fixture journal holds one), so a run time is only taken from the attempt
+//! that was current when it completed.
 //!
 //! Memory stays proportional to the jobs, not to the events (a journal can
 //! hold millions): one `u32` per job, which becomes its run time in the plan,

@@ -824,7 +824,8 @@ impl Submitter {
             if let Some(c) = pooled {
                 return c;
             }
-            match Client::connect(&self.addr, self.shared.secret.as_ref(), DEFAULT_MAX_FRAME).await {
+            match Client::connect(&self.addr, self.shared.secret.as_ref(), DEFAULT_MAX_FRAME).await
+            {
                 Ok(c) => return c,
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }

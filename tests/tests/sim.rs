@@ -94,7 +94,10 @@ fn master_crashes_and_worker_churn_lose_nothing_and_run_nothing_twice() {
     assert!(r["invariants_failed"].as_array().unwrap().is_empty(), "{r}");
 
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("invariants               all hold"), "{stdout}");
+    assert!(
+        stdout.contains("invariants               all hold"),
+        "{stdout}"
+    );
     let csv = std::fs::read_to_string(&csv).unwrap();
     assert!(csv.starts_with("t_s,idle,running,completed,master_up,event\n"));
     assert!(csv.contains("master_killed"), "{csv}");
@@ -194,7 +197,10 @@ fn stop_after_removes_what_is_left_and_still_checks_the_rest() {
 #[test]
 fn bad_settings_get_one_clear_error() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--duration", "gauss:1s"], "expected fixed, exp or uniform"),
+        (
+            &["--duration", "gauss:1s"],
+            "expected fixed, exp or uniform",
+        ),
         (&["--duration", "uniform:5s..1s"], "LOW is above HIGH"),
         (&["--kill-master-every", "soon"], "invalid value"),
         (&["--partition-foreman", "2s"], "needs --foremen"),
