@@ -211,13 +211,7 @@ impl Worker {
     }
 
     fn lost(&mut self, next_try: &mut Instant) -> Option<PeerFramed> {
-        if self.registered {
-            self.registered = false;
-            self.sh
-                .stats
-                .connected
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.leave();
         self.upstream += 1;
         *next_try = Instant::now() + self.next_backoff();
         None
@@ -492,6 +486,7 @@ impl Worker {
         self.leave();
     }
 
+    /// No longer registered: on a lost link, a death or the end.
     fn leave(&mut self) {
         if self.registered {
             self.registered = false;
