@@ -27,8 +27,15 @@ pub struct Store {
     /// attempt. Written before the completion is journaled, so the flush that
     /// makes the completion durable covers them too.
     forward: sled::Tree,
+    /// Operational notes that are not events (see
+    /// [`Store::reclaim_open_since`]).
+    meta: sled::Tree,
     path: PathBuf,
 }
+
+/// Key in `meta`: since when (unix ms, big-endian) jobs out on holders have
+/// been waiting, across restarts, for their holders to reclaim them.
+const RECLAIM_OPEN_SINCE: &[u8] = b"reclaim_open_since";
 
 impl Store {
     /// Opens (creating if needed) the journal at `path`. A second open of the
@@ -64,6 +71,7 @@ impl Store {
             snapshots: db.open_tree("snapshots")?,
             blobs: db.open_tree("blobs")?,
             forward: db.open_tree("forward")?,
+            meta: db.open_tree("meta")?,
             db,
             path: path.to_path_buf(),
         })
@@ -182,6 +190,32 @@ impl Store {
         for k in keys.iter().take(keys.len().saturating_sub(keep)) {
             self.snapshots.remove(k)?;
         }
+        Ok(())
+    }
+
+    /// When the current reclaim window opened: the first restart, in an
+    /// unbroken run of restarts, after which jobs were out on holders that
+    /// had not yet come back. `None` when no window is open.
+    ///
+    /// It is not an event: it changes nothing in the table, only how long a
+    /// restarted master waits for holders. It lives beside the journal so
+    /// that a master restarted faster than its lease does not give every
+    /// holder a fresh lease each time (its dead holders' jobs would wait
+    /// forever).
+    pub fn reclaim_open_since(&self) -> Result<Option<u64>, JournalError> {
+        Ok(self.meta.get(RECLAIM_OPEN_SINCE)?.and_then(|v| {
+            let b: [u8; 8] = v.as_ref().try_into().ok()?;
+            Some(u64::from_be_bytes(b))
+        }))
+    }
+
+    /// Opens (`Some`) or closes (`None`) the reclaim window, durably.
+    pub fn set_reclaim_open_since(&self, at: Option<u64>) -> Result<(), JournalError> {
+        match at {
+            Some(t) => self.meta.insert(RECLAIM_OPEN_SINCE, &t.to_be_bytes())?,
+            None => self.meta.remove(RECLAIM_OPEN_SINCE)?,
+        };
+        self.meta.flush()?;
         Ok(())
     }
 
@@ -343,4 +377,37 @@ pub fn encode_segment<'a>(t: u64, events: impl Iterator<Item = &'a Event>) -> Ve
         .collect();
     rmp_serde::to_vec_named(&envs)
         .expect("events always encode: plain data, no maps with non-string keys")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reclaim_window_opens_closes_and_outlives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.reclaim_open_since().unwrap(), None);
+            s.set_reclaim_open_since(Some(1_700_000_000_123)).unwrap();
+            assert_eq!(s.reclaim_open_since().unwrap(), Some(1_700_000_000_123));
+        }
+        // Reopened (sled releases its lock a moment after the last handle).
+        let mut tries = 0;
+        let s = loop {
+            match Store::open(dir.path()) {
+                Ok(s) => break s,
+                Err(JournalError::Locked { .. }) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(s.reclaim_open_since().unwrap(), Some(1_700_000_000_123));
+        s.set_reclaim_open_since(None).unwrap();
+        assert_eq!(s.reclaim_open_since().unwrap(), None);
+        // No event was written: the window is not part of the table.
+        assert_eq!(s.last_seq().unwrap(), 0);
+    }
 }

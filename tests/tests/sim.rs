@@ -105,6 +105,43 @@ fn master_crashes_and_worker_churn_lose_nothing_and_run_nothing_twice() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 }
 
+/// A master killed every 2 s with a 5 s lease never lives a whole lease: if
+/// each start gave holders a fresh lease, the jobs of workers that died in
+/// between would stay Running forever (this run timed out with jobs lost
+/// before the reclaim window was kept across restarts).
+#[test]
+fn a_master_restarted_faster_than_its_lease_still_requeues_dead_workers_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = sim(&[
+        "--workers",
+        "30",
+        "--jobs",
+        "600",
+        "--duration",
+        "fixed:200ms",
+        "--kill-master-every",
+        "2s",
+        "--worker-churn",
+        "3",
+        "--lease",
+        "5s",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", explain(&out));
+    let r = report(&json);
+    assert_eq!(
+        r["jobs_completed"].as_u64().unwrap() + r["jobs_held"].as_u64().unwrap(),
+        600,
+        "{r}"
+    );
+    assert_eq!(r["jobs_lost"], 0, "{r}");
+    assert_eq!(r["jobs_duplicated"], 0, "{r}");
+    assert!(r["master_restarts"].as_u64().unwrap() >= 2, "{r}");
+    assert!(r["runs_cut"].as_u64().unwrap() >= 1, "{r}");
+}
+
 #[test]
 fn a_partitioned_foreman_comes_back_and_its_jobs_complete_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,11 +27,47 @@ pub(crate) struct Offer {
 }
 
 impl Master {
-    /// After a restart every job out on a holder is *disconnected*: its holder
-    /// gets one lease from now to come back and reclaim it.
+    /// After a restart every job out on a holder is *disconnected*: its
+    /// holder gets until the end of the reclaim window to come back and
+    /// reclaim it.
+    ///
+    /// The window is one lease long and opens at the first restart of an
+    /// unbroken run of restarts (kept beside the journal, see
+    /// `Store::reclaim_open_since`), not at each: a master restarted faster
+    /// than its lease would otherwise give its holders a fresh lease every
+    /// time, and the jobs of holders that died meanwhile would never be
+    /// requeued (`pilotq sim --kill-master-every 2s --worker-churn 5` found
+    /// this). Each start still gives holders at least one heartbeat period to
+    /// reconnect, so a live one is not robbed by a window that ran out while
+    /// the master was down.
     pub(crate) fn adopt_orphans(&mut self) {
         let now = Instant::now();
         let names: Vec<String> = self.table.holders().map(|(h, _)| h.to_string()).collect();
+        if names.is_empty() {
+            self.close_reclaim_window();
+            return;
+        }
+        let wall = now_ms();
+        let opened = match self.store.reclaim_open_since() {
+            Ok(Some(t)) if t <= wall => t,
+            other => {
+                if let Err(e) = other.and_then(|_| self.store.set_reclaim_open_since(Some(wall))) {
+                    tracing::warn!("cannot record the reclaim window: {e}");
+                }
+                wall
+            }
+        };
+        let grace = self.cfg.heartbeat.min(self.cfg.lease);
+        let spent = std::time::Duration::from_millis(wall - opened)
+            .min(self.cfg.lease.saturating_sub(grace));
+        if !spent.is_zero() {
+            tracing::warn!(
+                spent_s = spent.as_secs_f64(),
+                "restarted within a reclaim window opened by an earlier restart: holders have {:.1} s to come back",
+                (self.cfg.lease - spent).as_secs_f64()
+            );
+        }
+        let last_seen = now.checked_sub(spent).unwrap_or(now);
         for name in names {
             self.holders.insert(
                 name,
@@ -40,7 +76,7 @@ impl Master {
                     resources: Resources::default(),
                     capacity: Resources::default(),
                     depth: 1,
-                    last_seen: now,
+                    last_seen,
                     blobs_sent: HashSet::new(),
                     specs_sent: HashSet::new(),
                     max_jobs: 0,
@@ -48,6 +84,16 @@ impl Master {
                     draining: false,
                 },
             );
+        }
+        self.reclaim_closes_at = Some(now + self.cfg.lease);
+    }
+
+    /// The window's work is done (or there was none): the next restart opens
+    /// a fresh one.
+    fn close_reclaim_window(&mut self) {
+        self.reclaim_closes_at = None;
+        if let Err(e) = self.store.set_reclaim_open_since(None) {
+            tracing::warn!("cannot record the reclaim window's end: {e}");
         }
     }
 
@@ -381,6 +427,16 @@ impl Master {
     /// silent for longer than the lease.
     pub(crate) fn check_leases(&mut self, ctx: &mut Context<Self>) {
         let lease = self.cfg.lease;
+        if self
+            .reclaim_closes_at
+            .is_some_and(|t| Instant::now() >= t + self.cfg.heartbeat)
+        {
+            // Every orphan's deadline was at most `reclaim_closes_at`, and a
+            // check has run since: each was reclaimed or requeued. (Were the
+            // requeues not yet durable at a crash now, the next start would
+            // only wait a whole lease again.)
+            self.close_reclaim_window();
+        }
         let lost: Vec<String> = self
             .holders
             .iter()

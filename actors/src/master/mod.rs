@@ -107,6 +107,9 @@ pub struct Master {
     pub(crate) blobs: HashMap<String, Vec<u8>>,
     since_snapshot: u64,
     pub(crate) dispatch_scheduled: bool,
+    /// When the reclaim window this start opened (or carried on) has done
+    /// its work: every orphan was reclaimed or requeued by then.
+    pub(crate) reclaim_closes_at: Option<std::time::Instant>,
 }
 
 /// What `start` reports about the replay, for the log line and tests.
@@ -180,6 +183,7 @@ impl Master {
             blobs: HashMap::new(),
             since_snapshot: r.replayed,
             dispatch_scheduled: false,
+            reclaim_closes_at: None,
         };
         master.adopt_orphans();
         let addr_m = master.start();
