@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a master serving ten thousand holders
+/// spends about 15% of its CPU in malloc and free (BENCHMARKS.md, issue 4).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     pilotq::reset_sigpipe();
     let cli = pilotq::cli::Cli::parse();
