@@ -101,6 +101,11 @@ impl<T: Serialize + Send + 'static> Outbox<T> {
         }
     }
 
+    /// Frames queued and not yet taken by the writer.
+    pub fn pending(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
     }

@@ -260,3 +260,32 @@ fn jobs_are_spread_over_idle_workers() {
     );
     c.wait_all_completed(Duration::from_secs(30));
 }
+
+/// A query answer is streamed in chunks built as the client reads them: a
+/// large one arrives whole and in order, and the master answers other
+/// requests while it streams.
+#[test]
+fn a_large_query_streams_whole_and_in_order() {
+    let mut c = Cluster::with_master(MasterOpts::default());
+    let a = c.submit(30_000, &[], &["/bin/true"]);
+    let b = c.submit(5_000, &[], &["/bin/true"]);
+    let all = c.q_json();
+    assert_eq!(all.len(), 35_000);
+    let ids: Vec<String> = all.iter().map(|v| v["id"].to_string()).collect();
+    let mut expected = Vec::new();
+    for (cl, n) in [(a, 30_000u32), (b, 5_000)] {
+        for p in 0..n {
+            expected.push(format!("\"{cl}.{p}\""));
+        }
+    }
+    assert_eq!(ids, expected);
+    // Several big answers at once, and a status in between, all served.
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..3).map(|_| s.spawn(|| c.q_json().len())).collect();
+        let status = c.run(&["status"]);
+        assert!(status.ok(), "{status}");
+        for r in readers {
+            assert_eq!(r.join().unwrap(), 35_000);
+        }
+    });
+}

@@ -400,7 +400,7 @@ impl Handler<FromSession> for Master {
                     executable,
                 },
             ) => self.on_submit(ctx, outbox, *spec, count, executable),
-            (_, ToMaster::Query { selectors }) => self.on_query(outbox, selectors),
+            (_, ToMaster::Query { selectors }) => self.on_query(ctx, outbox, selectors),
             (_, ToMaster::Remove { selectors }) => self.on_remove(outbox, selectors),
             (_, ToMaster::Status) => self.on_status(outbox),
             (role, other) => {
