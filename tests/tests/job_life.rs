@@ -266,7 +266,7 @@ fn jobs_are_spread_over_idle_workers() {
 /// requests while it streams.
 #[test]
 fn a_large_query_streams_whole_and_in_order() {
-    let mut c = Cluster::with_master(MasterOpts::default());
+    let c = Cluster::with_master(MasterOpts::default());
     let a = c.submit(30_000, &[], &["/bin/true"]);
     let b = c.submit(5_000, &[], &["/bin/true"]);
     let all = c.q_json();
