@@ -87,16 +87,22 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
     type Error = FrameError;
 
     fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> Result<(), FrameError> {
-        let body = encode_body(&msg)?;
-        if body.len() > self.max {
-            return Err(FrameError::TooLarge {
-                len: body.len(),
-                max: self.max,
-            });
+        // Serialised straight into the write buffer behind a length to be
+        // filled in: no body allocated and copied per frame (a master with
+        // ten thousand holders writes tens of thousands of frames a second).
+        let start = dst.len();
+        dst.put_u32(0);
+        let written = rmp_serde::encode::write_named(&mut (&mut *dst).writer(), &msg);
+        let len = dst.len() - start - 4;
+        if let Err(e) = written {
+            dst.truncate(start);
+            return Err(FrameError::Encode(e.to_string()));
         }
-        dst.reserve(4 + body.len());
-        dst.put_u32(body.len() as u32);
-        dst.extend_from_slice(&body);
+        if len > self.max {
+            dst.truncate(start);
+            return Err(FrameError::TooLarge { len, max: self.max });
+        }
+        dst[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(())
     }
 }
@@ -136,6 +142,24 @@ mod tests {
         assert!(
             matches!(m.decode(&mut rx), Err(FrameError::TooLarge { len, max: 1024 }) if len == u32::MAX as usize)
         );
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_and_leaves_the_buffer_as_it_was() {
+        let mut buf = BytesMut::new();
+        Peer::new(64).encode(ToMaster::Heartbeat, &mut buf).unwrap();
+        let before = buf.clone();
+        let big = ToMaster::Query {
+            selectors: vec![crate::message::Selector::All; 100],
+        };
+        assert!(matches!(
+            Peer::new(64).encode(big, &mut buf),
+            Err(FrameError::TooLarge { max: 64, .. })
+        ));
+        assert_eq!(buf, before);
+        let mut m = Master::default();
+        assert_eq!(m.decode(&mut buf).unwrap(), Some(ToMaster::Heartbeat));
+        assert_eq!(m.decode(&mut buf).unwrap(), None);
     }
 
     #[test]
