@@ -72,6 +72,15 @@ impl ServerProc {
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; nothing else runs in the child
+        // between fork and exec. A simulation killed outright (SIGKILL, OOM)
+        // must not leave a master or foreman running on its journal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             // Ten thousand "holder registered" lines cost the master time the
             // simulation would count against it.

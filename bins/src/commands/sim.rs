@@ -118,7 +118,19 @@ pub fn run(a: SimArgs) -> Result<i32> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let report = rt.block_on(pilotq_sim::run(cfg))?;
+    // Ctrl-C drops the simulation, and with it its master and foremen
+    // (killed on drop) and its temporary directory.
+    let report = rt.block_on(async {
+        tokio::select! {
+            r = pilotq_sim::run(cfg) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let Some(report) = report else {
+        eprintln!("pilotq sim: interrupted; the master and foremen are stopped");
+        return Ok(130);
+    };
+    let report = report?;
     print!("{}", report.render());
     if let Some(p) = &a.report_json {
         let json = serde_json::to_string_pretty(&report)?;
