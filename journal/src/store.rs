@@ -28,14 +28,14 @@ pub struct Store {
     /// makes the completion durable covers them too.
     forward: sled::Tree,
     /// Operational notes that are not events (see
-    /// [`Store::reclaim_open_since`]).
+    /// [`Store::reclaim_spent`]).
     meta: sled::Tree,
     path: PathBuf,
 }
 
-/// Key in `meta`: since when (unix ms, big-endian) jobs out on holders have
-/// been waiting, across restarts, for their holders to reclaim them.
-const RECLAIM_OPEN_SINCE: &[u8] = b"reclaim_open_since";
+/// Key in `meta`: how long (ms of master uptime, big-endian) the holders of
+/// orphaned jobs have already had, across restarts, to reclaim them.
+const RECLAIM_SPENT: &[u8] = b"reclaim_spent_ms";
 
 impl Store {
     /// Opens (creating if needed) the journal at `path`. A second open of the
@@ -193,27 +193,28 @@ impl Store {
         Ok(())
     }
 
-    /// When the current reclaim window opened: the first restart, in an
-    /// unbroken run of restarts, after which jobs were out on holders that
-    /// had not yet come back. `None` when no window is open.
+    /// How much of the reclaim window is spent: the master uptime, summed
+    /// over an unbroken run of restarts, during which holders could have
+    /// come back for jobs left out on them. `None` when no window is open.
     ///
     /// It is not an event: it changes nothing in the table, only how long a
     /// restarted master waits for holders. It lives beside the journal so
     /// that a master restarted faster than its lease does not give every
     /// holder a fresh lease each time (its dead holders' jobs would wait
-    /// forever).
-    pub fn reclaim_open_since(&self) -> Result<Option<u64>, JournalError> {
-        Ok(self.meta.get(RECLAIM_OPEN_SINCE)?.and_then(|v| {
+    /// forever). Uptime, not wall time: holders cannot come back while the
+    /// master is down, so a long outage must not use their window up.
+    pub fn reclaim_spent(&self) -> Result<Option<u64>, JournalError> {
+        Ok(self.meta.get(RECLAIM_SPENT)?.and_then(|v| {
             let b: [u8; 8] = v.as_ref().try_into().ok()?;
             Some(u64::from_be_bytes(b))
         }))
     }
 
-    /// Opens (`Some`) or closes (`None`) the reclaim window, durably.
-    pub fn set_reclaim_open_since(&self, at: Option<u64>) -> Result<(), JournalError> {
-        match at {
-            Some(t) => self.meta.insert(RECLAIM_OPEN_SINCE, &t.to_be_bytes())?,
-            None => self.meta.remove(RECLAIM_OPEN_SINCE)?,
+    /// Records (`Some`) or closes (`None`) the reclaim window, durably.
+    pub fn set_reclaim_spent(&self, ms: Option<u64>) -> Result<(), JournalError> {
+        match ms {
+            Some(t) => self.meta.insert(RECLAIM_SPENT, &t.to_be_bytes())?,
+            None => self.meta.remove(RECLAIM_SPENT)?,
         };
         self.meta.flush()?;
         Ok(())
@@ -388,9 +389,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path()).unwrap();
-            assert_eq!(s.reclaim_open_since().unwrap(), None);
-            s.set_reclaim_open_since(Some(1_700_000_000_123)).unwrap();
-            assert_eq!(s.reclaim_open_since().unwrap(), Some(1_700_000_000_123));
+            assert_eq!(s.reclaim_spent().unwrap(), None);
+            s.set_reclaim_spent(Some(4_250)).unwrap();
+            assert_eq!(s.reclaim_spent().unwrap(), Some(4_250));
         }
         // Reopened (sled releases its lock a moment after the last handle).
         let mut tries = 0;
@@ -404,9 +405,9 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         };
-        assert_eq!(s.reclaim_open_since().unwrap(), Some(1_700_000_000_123));
-        s.set_reclaim_open_since(None).unwrap();
-        assert_eq!(s.reclaim_open_since().unwrap(), None);
+        assert_eq!(s.reclaim_spent().unwrap(), Some(4_250));
+        s.set_reclaim_spent(None).unwrap();
+        assert_eq!(s.reclaim_spent().unwrap(), None);
         // No event was written: the window is not part of the table.
         assert_eq!(s.last_seq().unwrap(), 0);
     }

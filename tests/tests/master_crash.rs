@@ -121,3 +121,39 @@ fn master_killed_while_jobs_run_on_two_workers_loses_nothing_and_runs_nothing_tw
     assert!(v.stdout.starts_with("ok:"), "{v}");
     assert!(v.stdout.contains("30 completed"), "{v}");
 }
+
+/// The reclaim window counts the master's uptime, not the wall clock: a
+/// worker cannot come back while the master is down, so a long outage
+/// between two restarts must not use up the time it has to reclaim its job.
+/// (Counted in wall time, the second start below left the worker 5 s, less
+/// than its reconnect backoff, and its running job was requeued and run
+/// again.)
+#[test]
+fn an_outage_between_two_restarts_does_not_cost_a_live_worker_its_job() {
+    let mut c = Cluster::with_master(MasterOpts {
+        lease: 20.0,
+        heartbeat: 1.0,
+        fixed_port: true,
+        ..MasterOpts::default()
+    });
+    c.submit(1, &[], &["/bin/sleep", "300"]);
+    c.add_worker("w", 1);
+    c.wait_until(Duration::from_secs(20), "the job running", |jobs| {
+        jobs.len() == 1 && jobs[0].status == RUNNING
+    });
+    // A crash, a restart that lives 3 s and stops, 12 s with no master.
+    c.kill_master();
+    c.restart_master();
+    std::thread::sleep(Duration::from_secs(3));
+    c.stop_master();
+    std::thread::sleep(Duration::from_secs(12));
+    c.restart_master();
+    // The worker's backoff brings it back within about 6 s; the job must
+    // still be its first attempt, running on it, well past that.
+    std::thread::sleep(Duration::from_secs(10));
+    let jobs = c.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].status, RUNNING, "{:?}\n{}", jobs[0].raw, c.diag());
+    assert_eq!(jobs[0].attempts, 1, "{:?}\n{}", jobs[0].raw, c.diag());
+    assert_eq!(jobs[0].holder.as_deref(), Some("w"));
+}

@@ -15,7 +15,7 @@ use pilotq_journal::{now_ms, Event, JobState};
 use pilotq_wire::message::{Attempt, Started};
 use pilotq_wire::{FromMaster, Holding, HoldingState, JobId, JobResult, Outcome, Resources, Role};
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a registering holder offers: its resources, and how many times them
 /// it takes at once (its queue depth).
@@ -26,51 +26,60 @@ pub(crate) struct Offer {
     pub tags: Vec<String>,
 }
 
+/// The reclaim window of one start (see [`Master::adopt_orphans`]).
+pub(crate) struct Reclaim {
+    /// This start.
+    since: Instant,
+    /// Uptime spent in earlier starts of the same window.
+    spent_before: Duration,
+    /// Holders with jobs out at this start that have neither come back nor
+    /// been given up on.
+    waiting: HashSet<String>,
+}
+
 impl Master {
     /// After a restart every job out on a holder is *disconnected*: its
-    /// holder gets until the end of the reclaim window to come back and
+    /// holder gets what is left of the reclaim window to come back and
     /// reclaim it.
     ///
-    /// The window is one lease long and opens at the first restart of an
-    /// unbroken run of restarts (kept beside the journal, see
-    /// `Store::reclaim_open_since`), not at each: a master restarted faster
-    /// than its lease would otherwise give its holders a fresh lease every
-    /// time, and the jobs of holders that died meanwhile would never be
-    /// requeued (`pilotq sim --kill-master-every 2s --worker-churn 5` found
-    /// this). Each start still gives holders at least one heartbeat period to
-    /// reconnect, so a live one is not robbed by a window that ran out while
-    /// the master was down.
+    /// The window is one lease of master *uptime*, summed over an unbroken
+    /// run of restarts (kept beside the journal, see `Store::reclaim_spent`),
+    /// not a fresh lease at each start: a master restarted faster than its
+    /// lease would otherwise never requeue the jobs of holders that died
+    /// meanwhile (`pilotq sim --kill-master-every 2s --worker-churn 5` found
+    /// this). Time the master is down does not count, since nobody can come
+    /// back then, and each start still gives holders at least one heartbeat
+    /// period. The window closes as soon as every such holder has come back
+    /// or been given up on.
     pub(crate) fn adopt_orphans(&mut self) {
         let now = Instant::now();
         let names: Vec<String> = self.table.holders().map(|(h, _)| h.to_string()).collect();
         if names.is_empty() {
-            self.close_reclaim_window();
+            self.reclaim = None;
+            self.record_reclaim(None);
             return;
         }
-        let wall = now_ms();
-        let opened = match self.store.reclaim_open_since() {
-            Ok(Some(t)) if t <= wall => t,
-            other => {
-                if let Err(e) = other.and_then(|_| self.store.set_reclaim_open_since(Some(wall))) {
-                    tracing::warn!("cannot record the reclaim window: {e}");
-                }
-                wall
+        let stored = match self.store.reclaim_spent() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot read the reclaim window: {e}");
+                None
             }
         };
         let grace = self.cfg.heartbeat.min(self.cfg.lease);
-        let spent = std::time::Duration::from_millis(wall - opened)
-            .min(self.cfg.lease.saturating_sub(grace));
+        let spent =
+            Duration::from_millis(stored.unwrap_or(0)).min(self.cfg.lease.saturating_sub(grace));
         if !spent.is_zero() {
             tracing::warn!(
                 spent_s = spent.as_secs_f64(),
-                "restarted within a reclaim window opened by an earlier restart: holders have {:.1} s to come back",
+                "restarted within the reclaim window of an earlier start: holders have {:.1} s to come back",
                 (self.cfg.lease - spent).as_secs_f64()
             );
         }
         let last_seen = now.checked_sub(spent).unwrap_or(now);
-        for name in names {
+        for name in &names {
             self.holders.insert(
-                name,
+                name.clone(),
                 HolderRt {
                     outbox: None,
                     resources: Resources::default(),
@@ -85,15 +94,43 @@ impl Master {
                 },
             );
         }
-        self.reclaim_closes_at = Some(now + self.cfg.lease);
+        self.reclaim = Some(Reclaim {
+            since: now,
+            spent_before: spent,
+            waiting: names.into_iter().collect(),
+        });
+        // Recorded at once: a crash a moment from now must not reopen the
+        // window from zero.
+        self.record_reclaim(Some(spent));
     }
 
-    /// The window's work is done (or there was none): the next restart opens
-    /// a fresh one.
-    fn close_reclaim_window(&mut self) {
-        self.reclaim_closes_at = None;
-        if let Err(e) = self.store.set_reclaim_open_since(None) {
-            tracing::warn!("cannot record the reclaim window's end: {e}");
+    /// Brings the reclaim window up to date (from `check_leases`): holders
+    /// that came back or were given up on leave it; when none is left it
+    /// closes, else the uptime spent so far is recorded.
+    fn advance_reclaim(&mut self) {
+        let Some(r) = &mut self.reclaim else {
+            return;
+        };
+        let holders = &self.holders;
+        r.waiting.retain(|name| {
+            holders
+                .get(name)
+                .is_some_and(|h| h.outbox.is_none() && h.last_seen <= r.since)
+        });
+        if r.waiting.is_empty() {
+            tracing::info!("reclaim window closed: every holder came back or was given up on");
+            self.reclaim = None;
+            self.record_reclaim(None);
+        } else {
+            let spent = r.spent_before + r.since.elapsed();
+            self.record_reclaim(Some(spent));
+        }
+    }
+
+    fn record_reclaim(&self, spent: Option<Duration>) {
+        let ms = spent.map(|d| d.as_millis().min(u64::MAX as u128) as u64);
+        if let Err(e) = self.store.set_reclaim_spent(ms) {
+            tracing::warn!("cannot record the reclaim window: {e}");
         }
     }
 
@@ -427,16 +464,6 @@ impl Master {
     /// silent for longer than the lease.
     pub(crate) fn check_leases(&mut self, ctx: &mut Context<Self>) {
         let lease = self.cfg.lease;
-        if self
-            .reclaim_closes_at
-            .is_some_and(|t| Instant::now() >= t + self.cfg.heartbeat)
-        {
-            // Every orphan's deadline was at most `reclaim_closes_at`, and a
-            // check has run since: each was reclaimed or requeued. (Were the
-            // requeues not yet durable at a crash now, the next start would
-            // only wait a whole lease again.)
-            self.close_reclaim_window();
-        }
         let lost: Vec<String> = self
             .holders
             .iter()
@@ -444,16 +471,17 @@ impl Master {
             .map(|(n, _)| n.clone())
             .collect();
         if lost.is_empty() {
+            self.advance_reclaim();
             return;
         }
         let now = now_ms();
         let mut events = Vec::new();
-        for name in lost {
-            let h = self.holders.remove(&name).expect("listed");
+        for name in &lost {
+            let h = self.holders.remove(name).expect("listed");
             if let Some(ob) = h.outbox {
                 ob.closed.cancel();
             }
-            let jobs: Vec<JobId> = self.table.jobs_on(&name).collect();
+            let jobs: Vec<JobId> = self.table.jobs_on(name).collect();
             tracing::warn!(holder = %name, jobs = jobs.len(), "holder lost: lease expired");
             for job in jobs {
                 events.extend(self.requeue_or_hold(
@@ -464,6 +492,7 @@ impl Master {
             }
         }
         self.commit(events, vec![], || {});
+        self.advance_reclaim();
         self.report_capacity();
         self.schedule_dispatch(ctx);
     }

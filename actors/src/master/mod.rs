@@ -107,9 +107,10 @@ pub struct Master {
     pub(crate) blobs: HashMap<String, Vec<u8>>,
     since_snapshot: u64,
     pub(crate) dispatch_scheduled: bool,
-    /// When the reclaim window this start opened (or carried on) has done
-    /// its work: every orphan was reclaimed or requeued by then.
-    pub(crate) reclaim_closes_at: Option<std::time::Instant>,
+    /// The reclaim window this start opened or carried on, while some
+    /// holder that had jobs out at the start has neither come back nor been
+    /// given up on.
+    pub(crate) reclaim: Option<holders::Reclaim>,
 }
 
 /// What `start` reports about the replay, for the log line and tests.
@@ -183,7 +184,7 @@ impl Master {
             blobs: HashMap::new(),
             since_snapshot: r.replayed,
             dispatch_scheduled: false,
-            reclaim_closes_at: None,
+            reclaim: None,
         };
         master.adopt_orphans();
         let addr_m = master.start();
