@@ -16,6 +16,10 @@ const QUERY_CHUNK: usize = 2000;
 /// socket busy, few enough that an answer costs megabytes, not gigabytes.
 const QUERY_CHUNKS_AHEAD: usize = 4;
 
+/// A client that has not read its answer's queued chunks for this long is
+/// cut off, as the outbox cuts any peer too slow to read.
+const QUERY_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The rest of a query answer, from `ids[next]` on.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -23,37 +27,51 @@ pub(crate) struct SendQueryChunks {
     ob: Outbox<FromMaster>,
     ids: Vec<JobId>,
     next: usize,
+    /// Since when the client has left `QUERY_CHUNKS_AHEAD` chunks unread.
+    stalled_since: Option<std::time::Instant>,
 }
 
 impl Handler<SendQueryChunks> for Master {
     type Result = ();
 
     fn handle(&mut self, mut q: SendQueryChunks, ctx: &mut Context<Self>) {
-        // A few chunks per turn, so other requests are not held up behind a
-        // big answer.
-        for _ in 0..QUERY_CHUNKS_AHEAD {
-            if q.ob.is_closed() {
-                return;
-            }
-            if q.ob.pending() >= QUERY_CHUNKS_AHEAD {
-                // The client has not read what is queued yet: look again soon.
-                ctx.run_later(std::time::Duration::from_millis(2), move |_, ctx| {
-                    ctx.notify(q)
-                });
-                return;
-            }
-            let end = (q.next + QUERY_CHUNK).min(q.ids.len());
-            let jobs = q.ids[q.next..end]
-                .iter()
-                .filter_map(|id| self.table.view(*id))
-                .collect();
-            let last = end == q.ids.len();
-            if !q.ob.deliver(FromMaster::Jobs { jobs, last }) || last {
-                return;
-            }
-            q.next = end;
+        if q.ob.is_closed() {
+            return;
         }
-        ctx.notify(q);
+        if q.ob.pending() >= QUERY_CHUNKS_AHEAD {
+            let since = *q.stalled_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > QUERY_STALL {
+                tracing::warn!(
+                    conn = q.ob.conn,
+                    "client has not read its query answer for {} s; closing its connection",
+                    QUERY_STALL.as_secs()
+                );
+                q.ob.closed.cancel();
+                return;
+            }
+            // Not read yet: look again soon.
+            ctx.run_later(std::time::Duration::from_millis(2), move |_, ctx| {
+                ctx.notify(q)
+            });
+            return;
+        }
+        q.stalled_since = None;
+        let end = (q.next + QUERY_CHUNK).min(q.ids.len());
+        let jobs = q.ids[q.next..end]
+            .iter()
+            .filter_map(|id| self.table.view(*id))
+            .collect();
+        let last = end == q.ids.len();
+        q.next = end;
+        // Delivered once durable, and only then is the next chunk built: one
+        // chunk in the making at a time, and other requests are served in
+        // between.
+        let me = ctx.address();
+        self.after_durable(move || {
+            if q.ob.deliver(FromMaster::Jobs { jobs, last }) && !last {
+                me.do_send(q);
+            }
+        });
     }
 }
 
@@ -109,11 +127,13 @@ impl Master {
         self.schedule_dispatch(ctx);
     }
 
-    /// Answers once everything acknowledged before the query is durable
-    /// (through the writer's barrier), in chunks built as the client reads
-    /// them: a million-job answer never sits in memory whole (it took the
-    /// master from 195 MB to 1.1 GB when it did). Later chunks may show
-    /// jobs a little further on than earlier ones, as `condor_q` may.
+    /// Answers in chunks built as the client reads them: a million-job
+    /// answer never sits in memory whole (it took the master from 330 MB to
+    /// 1.2 GB when it did). The table shows decisions as soon as they are
+    /// made, before they are durable, so each chunk goes out only after a
+    /// barrier: what it shows is durable, and so is everything acknowledged
+    /// before the query. Later chunks may show jobs a little further on than
+    /// earlier ones, as `condor_q` may.
     pub(crate) fn on_query(
         &mut self,
         ctx: &mut Context<Self>,
@@ -121,9 +141,11 @@ impl Master {
         selectors: Vec<Selector>,
     ) {
         let ids = self.table.select(&selectors);
-        let me = ctx.address();
-        self.after_durable(move || {
-            me.do_send(SendQueryChunks { ob, ids, next: 0 });
+        ctx.notify(SendQueryChunks {
+            ob,
+            ids,
+            next: 0,
+            stalled_since: None,
         });
     }
 
