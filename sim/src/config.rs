@@ -84,11 +84,15 @@ impl SimConfig {
         if self.cores_per_worker == 0 {
             return Err("--cores-per-worker must be at least 1".into());
         }
-        if !(self.speed.is_finite() && self.speed > 0.0) {
-            return Err("--speed must be a number above 0".into());
+        if !(self.speed.is_finite() && (0.001..=1_000_000.0).contains(&self.speed)) {
+            return Err("--speed must be a number above 0, from 0.001 to 1000000".into());
         }
-        if !(self.worker_churn.is_finite() && self.worker_churn >= 0.0) {
-            return Err("--worker-churn must be a number of workers per second, 0 or more".into());
+        if !(self.worker_churn.is_finite()
+            && (self.worker_churn == 0.0 || (0.001..=100_000.0).contains(&self.worker_churn)))
+        {
+            return Err(
+                "--worker-churn must be 0, or from 0.001 to 100000 workers per second".into(),
+            );
         }
         if self.replay.is_none() && self.jobs == 0 {
             return Err("--jobs must be at least 1".into());

@@ -35,11 +35,20 @@ impl Relay {
                         Err(_) => continue,
                     },
                 };
-                if r.partitioned.load(Ordering::SeqCst) {
+                // The flag is read under the lock `partition` takes, so a
+                // connection accepted during a cut never slips through it.
+                let cut = {
+                    let links = r.links.lock().unwrap_or_else(|p| p.into_inner());
+                    if r.partitioned.load(Ordering::SeqCst) {
+                        None
+                    } else {
+                        Some(links.clone())
+                    }
+                };
+                let Some(cut) = cut else {
                     drop(inbound);
                     continue;
-                }
-                let cut = r.links.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                };
                 let up = upstream.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(&up).await else {
@@ -60,8 +69,8 @@ impl Relay {
 
     /// Cuts every relayed connection and refuses new ones until [`heal`].
     pub fn partition(&self) {
-        self.partitioned.store(true, Ordering::SeqCst);
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        self.partitioned.store(true, Ordering::SeqCst);
         links.cancel();
         *links = CancellationToken::new();
     }

@@ -46,6 +46,18 @@ pub async fn run(cfg: SimConfig) -> Result<Report> {
         }
         None => workload::synthetic(cfg.jobs, cfg.duration, cfg.seed),
     };
+    let mut workload = workload;
+    let offer = sim_worker::offer(cfg.cores_per_worker);
+    let reduced = workload.fit_requests(offer);
+    if reduced > 0 {
+        say(
+            &cfg,
+            &format!(
+                "{reduced} clusters asked for more than a simulated worker offers ({offer}); \
+                 their requests were reduced to fit (raise --cores-per-worker to keep them)"
+            ),
+        );
+    }
     crate::rlimit::raise_for(cfg.workers as u64 + 4 * cfg.foremen as u64 + 16)?;
 
     let scratch = tempfile::Builder::new()
@@ -72,7 +84,14 @@ pub async fn run(cfg: SimConfig) -> Result<Report> {
     let outcome = sim.drive().await;
     // Whatever happened, no child outlives the simulation.
     sim.teardown().await;
-    let mut report = outcome?;
+    let mut report = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            // The error may point at the logs: keep them.
+            let kept = scratch.keep();
+            return Err(e.context(format!("logs and journal kept in {}", kept.display())));
+        }
+    };
     report.journal = journal.display().to_string();
     if report.passed() {
         drop(scratch);
@@ -107,6 +126,8 @@ struct Sim {
     deaths: Arc<AtomicU64>,
     /// Stops the fault injectors and the sampler.
     faults_off: CancellationToken,
+    /// Why the master is gone for good (it would not restart).
+    master_dead: Arc<Mutex<Option<String>>>,
     timeline: Arc<Mutex<Timeline>>,
     t_submit: Option<Instant>,
 }
@@ -163,6 +184,7 @@ impl Sim {
             next_worker: Arc::new(AtomicU64::new(0)),
             deaths: Arc::new(AtomicU64::new(0)),
             faults_off: CancellationToken::new(),
+            master_dead: Arc::new(Mutex::new(None)),
             timeline: Arc::new(Mutex::new(Timeline::default())),
             t_submit: None,
         }
@@ -249,6 +271,14 @@ impl Sim {
             if Instant::now() > deadline {
                 break false;
             }
+            if let Some(why) = self
+                .master_dead
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                bail!("{why}");
+            }
             if let (Some(after), false) = (cfg.stop_after, removed_rest) {
                 if t_submit.elapsed() >= after {
                     if let Some(h) = submitting.take() {
@@ -258,9 +288,12 @@ impl Sim {
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                     if let Some(c) = client.as_mut() {
-                        if let Ok(n) = c.remove(vec![Selector::All]).await {
-                            removed_rest = true;
-                            say(&cfg, &format!("--stop-after: removed the {n} jobs left"));
+                        match c.remove(vec![Selector::All]).await {
+                            Ok(n) => {
+                                removed_rest = true;
+                                say(&cfg, &format!("--stop-after: removed the {n} jobs left"));
+                            }
+                            Err(_) => client = None,
                         }
                     } else {
                         let _ = self.status(&master_addr, &mut client).await;
@@ -332,7 +365,13 @@ impl Sim {
             m.stop(Duration::from_secs(120)).await?;
             m.peak_rss_mb()
         };
-        let overlaps = self.stats().overlaps_beyond(cfg.lease, Instant::now());
+        let allowed_overlap = cfg.lease
+            + cfg.partition_foreman.unwrap_or_default()
+            + sim_worker::BACKOFF_MAX.mul_f64(1.2)
+            + self.shared.heartbeat;
+        let overlaps = self
+            .stats()
+            .overlaps_beyond(allowed_overlap, Instant::now());
         let submitted = self.stats().submitted.load(Relaxed);
         let end = invariants::check(&Evidence {
             live: &live,
@@ -340,7 +379,7 @@ impl Sim {
             book: &self.shared.book,
             journal: &self.journal,
             overlaps: &overlaps,
-            lease: cfg.lease,
+            allowed_overlap,
             removal_ends: removed_rest,
         })?;
         let mut failures = end.failures.clone();
@@ -568,11 +607,12 @@ impl Sim {
         let Some(every) = self.cfg.kill_master_every else {
             return;
         };
-        let (master, timeline, off, cfg) = (
+        let (master, timeline, off, cfg, dead) = (
             self.master.clone(),
             self.timeline.clone(),
             self.faults_off.clone(),
             self.cfg.clone(),
+            self.master_dead.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -606,6 +646,8 @@ impl Sim {
                         }
                         Err(e) => {
                             eprintln!("sim: the master does not restart: {e:#}");
+                            *dead.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(format!("the master did not restart after a SIGKILL: {e:#}"));
                             return;
                         }
                     }
@@ -621,6 +663,7 @@ impl Sim {
         if self.cfg.worker_churn <= 0.0 {
             return;
         }
+        // `check` bounds the rate, so the period is a valid duration.
         let period = Duration::from_secs_f64(1.0 / self.cfg.worker_churn);
         let (off, deaths) = (self.faults_off.clone(), self.deaths.clone());
         tokio::spawn(async move {

@@ -73,7 +73,12 @@ struct Queued {
 /// Reconnect backoff: shorter than a real worker's (1 s to 60 s), so that a
 /// simulated master crash costs seconds, not minutes; jittered the same way.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// What a simulated worker of `cores` cores offers.
+pub fn offer(cores: u32) -> Resources {
+    Resources::new(cores, cores as u64 * 2_000, cores as u64 * 10_000)
+}
 
 /// Runs the worker until `shared.stop` (a clean end) or `death` (churn: it
 /// dies at once, with what it holds).
@@ -246,11 +251,7 @@ impl Worker {
         }));
         framed
             .send(ToMaster::Register {
-                resources: Resources::new(
-                    self.spec.cores,
-                    self.spec.cores as u64 * 2_000,
-                    self.spec.cores as u64 * 10_000,
-                ),
+                resources: offer(self.spec.cores),
                 holdings,
                 depth: self.spec.depth,
                 max_jobs: 0,
@@ -330,26 +331,29 @@ impl Worker {
                 tracing::warn!(job = %a.job, "dispatched a job outside its cluster's plan");
                 continue;
             };
+            if self.running.contains_key(&a.job) || self.queue.iter().any(|q| q.job == a.job) {
+                continue;
+            }
             // Latency: from when both the job (its cluster sent) and a slot
             // here (freed by a result, or offered at registration) were
             // ready, to the dispatch's arrival — the master's reaction time,
-            // not the time a job queued behind a full pool.
+            // not the time a job queued behind a full pool. First attempts
+            // only: a requeued job waited out a lease on purpose.
             let slot = self.free_since.pop_front().unwrap_or(now);
-            let submitted = self
-                .sh
-                .stats
-                .submitted_at
-                .get(&plan)
-                .map(|t| *t)
-                .unwrap_or(slot);
-            let ready = slot.max(submitted);
-            lat.push(
-                now.saturating_duration_since(ready)
-                    .as_micros()
-                    .min(u32::MAX as u128) as u32,
-            );
-            if self.running.contains_key(&a.job) || self.queue.iter().any(|q| q.job == a.job) {
-                continue;
+            if a.attempt == 1 {
+                let submitted = self
+                    .sh
+                    .stats
+                    .submitted_at
+                    .get(&plan)
+                    .map(|t| *t)
+                    .unwrap_or(slot);
+                let ready = slot.max(submitted);
+                lat.push(
+                    now.saturating_duration_since(ready)
+                        .as_micros()
+                        .min(u32::MAX as u128) as u32,
+                );
             }
             self.queue.push_back(Queued {
                 job: a.job,
@@ -371,7 +375,10 @@ impl Worker {
             }
             let q = self.queue.pop_front().expect("front");
             let now = Instant::now();
-            let wait = Duration::from_millis(q.run_ms as u64).div_f64(self.sh.speed);
+            // `--speed` is bounded by `SimConfig::check`; the clamp keeps a
+            // bad value from panicking a worker all the same.
+            let wait = Duration::try_from_secs_f64(q.run_ms as f64 / 1000.0 / self.sh.speed)
+                .unwrap_or(Duration::from_secs(86_400 * 365));
             let key = self.timers.insert(q.job, wait);
             self.used_cores += q.cores;
             let started_ms = now_ms();

@@ -104,7 +104,9 @@ impl Timeline {
         }
         let (lo, hi) = (0.1 * last, 0.9 * last);
         match (c.first_reaching(lo), c.first_reaching(hi)) {
-            (Some(t_lo), Some(t_hi)) if t_hi > t_lo => (hi - lo) / (t_hi - t_lo),
+            // Over at least the peak's window: a burst that took 10% to 90%
+            // within one sample is not a sustained rate above the peak.
+            (Some(t_lo), Some(t_hi)) if t_hi > t_lo => (hi - lo) / (t_hi - t_lo).max(WINDOW_S),
             _ => 0.0,
         }
     }

@@ -45,6 +45,26 @@ impl Workload {
     pub fn jobs(&self) -> u64 {
         self.clusters.iter().map(|c| c.run_ms.len() as u64).sum()
     }
+
+    /// Reduces requests that no simulated worker could take (a recorded
+    /// 8-core pilot, on 1-core simulated workers) to what one offers, so
+    /// they run rather than wait out the timeout; returns how many clusters
+    /// were changed.
+    pub fn fit_requests(&mut self, offer: Resources) -> usize {
+        let mut changed = 0;
+        for c in &mut self.clusters {
+            let r = c.spec.request;
+            if !offer.fits(&r) {
+                c.spec.request = Resources::new(
+                    r.cores.clamp(1, offer.cores.max(1)),
+                    r.memory_mb.min(offer.memory_mb),
+                    r.disk_mb.min(offer.disk_mb),
+                );
+                changed += 1;
+            }
+        }
+        changed
+    }
 }
 
 /// The exit code a simulated job reports, a pure function of where it is in
@@ -271,6 +291,17 @@ mod tests {
         assert_ne!(runs(&a), runs(&synthetic(12_345, d, 8)));
         let mean = runs(&a).iter().map(|&m| m as f64).sum::<f64>() / 12_345.0;
         assert!((2_700.0..3_300.0).contains(&mean), "mean {mean} ms");
+    }
+
+    #[test]
+    fn requests_too_big_for_a_simulated_worker_are_reduced_to_fit() {
+        let mut w = synthetic(20, DurationDist::Fixed(Duration::from_secs(1)), 1);
+        w.clusters[0].spec.request = Resources::new(8, 64_000, 100);
+        let offer = Resources::new(2, 4_000, 20_000);
+        assert_eq!(w.fit_requests(offer), 1);
+        assert_eq!(w.clusters[0].spec.request, Resources::new(2, 4_000, 100));
+        assert!(w.clusters.iter().all(|c| offer.fits(&c.spec.request)));
+        assert_eq!(w.fit_requests(offer), 0);
     }
 
     #[test]

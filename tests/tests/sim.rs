@@ -243,6 +243,11 @@ fn bad_settings_get_one_clear_error() {
         (&["--partition-foreman", "2s"], "needs --foremen"),
         (&["--workers", "0"], "--workers must be at least 1"),
         (&["--speed", "0"], "--speed must be a number above 0"),
+        (&["--speed", "1e-12"], "--speed must be a number above 0"),
+        (
+            &["--worker-churn", "1e-30"],
+            "--worker-churn must be 0, or from",
+        ),
         (&["--replay", "/nonexistent/journal"], "no journal at"),
     ];
     for (args, want) in cases {
