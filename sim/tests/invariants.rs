@@ -498,3 +498,57 @@ fn a_journal_in_use_is_an_error() -> Result<()> {
     assert!(format!("{e:#}").contains("opening the journal"), "{e:#}");
     Ok(())
 }
+
+#[test]
+fn a_submission_accepted_twice_fails() {
+    // The submitter retried plan 31 after a crash, though the master had
+    // already accepted it: the plan now stands as clusters 7 and 8, and its
+    // pilots run twice though each job id completed only once.
+    let mut events = clean_run();
+    let mut again = submitted();
+    if let Event::ClusterSubmitted { cluster, .. } = &mut again {
+        *cluster = ClusterId(CLUSTER + 1);
+    }
+    events.push(again);
+    for proc in 0..JOBS {
+        let id = JobId::new(CLUSTER + 1, proc);
+        events.extend([
+            Event::JobDispatched {
+                job: id,
+                attempt: 1,
+                holder: "worker-9".into(),
+                at: T0 + 40,
+            },
+            Event::JobStarted {
+                job: id,
+                attempt: 1,
+                at: T0 + 41,
+            },
+            Event::JobCompleted {
+                job: id,
+                attempt: 1,
+                outcome: Outcome::Exited {
+                    code: code_of(proc),
+                },
+                at: T0 + 42,
+            },
+        ]);
+    }
+    // The sim counted the plan's jobs once: the retry's answer was lost.
+    let f = Fixture::new(events);
+    assert_eq!(f.live.len(), 2 * JOBS as usize);
+    let end = f.check();
+    assert_eq!(
+        failure(&end, "accepted more than once"),
+        "1 submissions were accepted more than once (plan 31 as clusters {7, 8})"
+    );
+    assert_eq!(
+        failure(&end, "accepted 4 from us"),
+        "the master holds 8 jobs but accepted 4 from us"
+    );
+    // No job id completed twice and the journal agrees with the table: only
+    // the plan tags show it.
+    assert_eq!(end.duplicated, 0);
+    assert!(end.journal_matches_live);
+    assert_eq!(end.failures.len(), 2, "{:#?}", end.failures);
+}
