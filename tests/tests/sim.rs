@@ -142,6 +142,36 @@ fn a_master_restarted_faster_than_its_lease_still_requeues_dead_workers_jobs() {
     assert!(r["runs_cut"].as_u64().unwrap() >= 1, "{r}");
 }
 
+/// The same crash loop with no worker dying: every holder comes back within
+/// the reclaim window, so every job completes (none ends Held for running
+/// out of attempts) and exactly once.
+#[test]
+fn a_crash_loop_with_live_workers_completes_every_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = sim(&[
+        "--workers",
+        "30",
+        "--jobs",
+        "600",
+        "--duration",
+        "fixed:200ms",
+        "--kill-master-every",
+        "2s",
+        "--lease",
+        "5s",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", explain(&out));
+    let r = report(&json);
+    assert_eq!(r["jobs_completed"], 600, "{r}");
+    assert_eq!(r["jobs_held"], 0, "{r}");
+    assert_eq!(r["jobs_lost"], 0, "{r}");
+    assert_eq!(r["jobs_duplicated"], 0, "{r}");
+    assert!(r["master_restarts"].as_u64().unwrap() >= 2, "{r}");
+}
+
 #[test]
 fn a_partitioned_foreman_comes_back_and_its_jobs_complete_once() {
     let dir = tempfile::tempdir().unwrap();
