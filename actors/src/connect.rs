@@ -44,6 +44,21 @@ pub async fn connect(
     max_frame: usize,
     timeout: Duration,
 ) -> Result<PeerFramed, ConnectError> {
+    Ok(connect_holder(addr, role, name, secret, max_frame, timeout)
+        .await?
+        .0)
+}
+
+/// [`connect`], for a holder: also the lease the master grants (from its
+/// `Welcome`; `None` from a master that does not say).
+pub async fn connect_holder(
+    addr: &str,
+    role: Role,
+    name: &str,
+    secret: Option<&Secret>,
+    max_frame: usize,
+    timeout: Duration,
+) -> Result<(PeerFramed, Option<Duration>), ConnectError> {
     let a = addr.to_string();
     match tokio::time::timeout(timeout, handshake(addr, role, name, secret, max_frame)).await {
         Ok(r) => r,
@@ -60,7 +75,7 @@ async fn handshake(
     name: &str,
     secret: Option<&Secret>,
     max_frame: usize,
-) -> Result<PeerFramed, ConnectError> {
+) -> Result<(PeerFramed, Option<Duration>), ConnectError> {
     let a = || addr.to_string();
     let stream = TcpStream::connect(addr)
         .await
@@ -96,8 +111,9 @@ async fn handshake(
         (None, _) => None,
     };
     framed.send(ToMaster::Proof { proof }).await.map_err(send)?;
+    let lease = welcome.lease_ms.map(Duration::from_millis);
     match next(&mut framed, addr).await? {
-        FromMaster::Accepted => Ok(framed),
+        FromMaster::Accepted => Ok((framed, lease)),
         other => Err(unexpected(addr, other)),
     }
 }

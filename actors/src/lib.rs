@@ -13,9 +13,11 @@
 //! | [`files`] | writing jobs' output and error files, off the master's thread |
 //! | [`user_log`] | HTCondor's job event log (`log = path`): what to write, and writing it |
 //! | [`worker`] | the worker actor, its process executor and executable cache |
-//! | [`connect`] | the peer side of the handshake (workers, clients) |
+//! | [`connect`] | the peer side of the handshake (workers, foremen, clients) |
+//! | [`backoff`] | a holder's reconnect backoff: doubling, jittered, kept inside the lease |
 //! | [`client`] | a short-lived client: submit, query, remove, status |
 
+pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod connect;

@@ -34,6 +34,7 @@ pub struct Session {
     phase: Phase,
     secret: Option<Secret>,
     master_name: String,
+    lease: Duration,
     peer: String,
     opened: Instant,
     handshake_timeout: Duration,
@@ -49,6 +50,9 @@ pub struct SessionSettings {
     pub handshake_timeout: Duration,
     pub max_connections: usize,
     pub open_sessions: Arc<AtomicUsize>,
+    /// Told to holders in the `Welcome`, so that they keep their reconnect
+    /// backoff inside it.
+    pub lease: Duration,
 }
 
 impl Session {
@@ -89,6 +93,7 @@ impl Session {
                 phase: Phase::AwaitHello,
                 secret: s.secret,
                 master_name: s.master_name,
+                lease: s.lease,
                 peer,
                 opened: Instant::now(),
                 handshake_timeout: s.handshake_timeout,
@@ -127,6 +132,7 @@ impl Session {
             name: self.master_name.clone(),
             nonce: nonce.clone(),
             proof,
+            lease_ms: Some(self.lease.as_millis().min(u64::MAX as u128) as u64),
         }));
         self.phase = Phase::AwaitProof { hello, nonce };
     }

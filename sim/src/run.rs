@@ -367,7 +367,7 @@ impl Sim {
         };
         let allowed_overlap = cfg.lease
             + cfg.partition_foreman.unwrap_or_default()
-            + sim_worker::BACKOFF_MAX.mul_f64(1.2)
+            + sim_worker::backoff(Some(cfg.lease)).longest_wait()
             + self.shared.heartbeat;
         let overlaps = self
             .stats()

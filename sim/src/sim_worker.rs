@@ -11,13 +11,13 @@
 use crate::stats::{RunEnd, Stats};
 use crate::workload::JobBook;
 use futures::{FutureExt, SinkExt, StreamExt};
-use pilotq_actors::connect::{connect, PeerFramed};
+use pilotq_actors::backoff::Backoff;
+use pilotq_actors::connect::{connect_holder, PeerFramed};
 use pilotq_journal::now_ms;
 use pilotq_wire::message::{Assignment, Attempt, Started};
 use pilotq_wire::{
     FromMaster, Holding, HoldingState, JobId, JobResult, Outcome, Resources, Role, Secret, ToMaster,
 };
-use rand::Rng;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,9 +71,15 @@ struct Queued {
 }
 
 /// Reconnect backoff: shorter than a real worker's (1 s to 60 s), so that a
-/// simulated master crash costs seconds, not minutes; jittered the same way.
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// simulated master crash costs seconds, not minutes; otherwise the real
+/// policy (jittered, kept inside the lease the master tells).
+pub fn backoff(lease: Option<Duration>) -> Backoff {
+    let mut b = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    if let Some(lease) = lease {
+        b.fit_lease(lease);
+    }
+    b
+}
 
 /// What a simulated worker of `cores` cores offers.
 pub fn offer(cores: u32) -> Resources {
@@ -94,7 +100,7 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, death: CancellationToken) {
         free_since: VecDeque::new(),
         used_cores: 0,
         upstream: 0,
-        backoff: BACKOFF_MIN,
+        backoff: backoff(None),
         registered: false,
         ever_connected: false,
         unsent_started: Vec::new(),
@@ -117,13 +123,13 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, death: CancellationToken) {
                     match w.connect().await {
                         Some(framed) => {
                             link = Some(framed);
-                            w.backoff = BACKOFF_MIN;
+                            w.backoff.reset();
                             if w.register(link.as_mut().expect("set")).await.is_err() {
                                 link = w.lost(&mut next_try);
                             }
                         }
                         None => {
-                            next_try = Instant::now() + w.next_backoff();
+                            next_try = Instant::now() + w.backoff.next_wait();
                         }
                     }
                 }
@@ -171,7 +177,7 @@ struct Worker {
     free_since: VecDeque<Instant>,
     used_cores: u32,
     upstream: usize,
-    backoff: Duration,
+    backoff: Backoff,
     registered: bool,
     ever_connected: bool,
     /// Reports not yet sent: they go out together at the next flush.
@@ -180,12 +186,6 @@ struct Worker {
 }
 
 impl Worker {
-    fn next_backoff(&mut self) -> Duration {
-        let base = self.backoff;
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-        base.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
-    }
-
     async fn connect(&mut self) -> Option<PeerFramed> {
         let _permit = if self.ever_connected {
             None
@@ -193,7 +193,7 @@ impl Worker {
             self.sh.first_connects.acquire().await.ok()
         };
         let addr = &self.spec.upstreams[self.upstream % self.spec.upstreams.len()];
-        match connect(
+        match connect_holder(
             addr,
             Role::Worker,
             &self.spec.name,
@@ -203,8 +203,11 @@ impl Worker {
         )
         .await
         {
-            Ok(f) => {
+            Ok((f, lease)) => {
                 self.ever_connected = true;
+                if let Some(lease) = lease {
+                    self.backoff.fit_lease(lease);
+                }
                 Some(f)
             }
             Err(e) => {
@@ -218,7 +221,7 @@ impl Worker {
     fn lost(&mut self, next_try: &mut Instant) -> Option<PeerFramed> {
         self.leave();
         self.upstream += 1;
-        *next_try = Instant::now() + self.next_backoff();
+        *next_try = Instant::now() + self.backoff.next_wait();
         None
     }
 

@@ -157,3 +157,34 @@ fn an_outage_between_two_restarts_does_not_cost_a_live_worker_its_job() {
     assert_eq!(jobs[0].attempts, 1, "{:?}\n{}", jobs[0].raw, c.diag());
     assert_eq!(jobs[0].holder.as_deref(), Some("w"));
 }
+
+/// A worker's reconnect backoff stays well inside the lease the master
+/// grants (it learns it in the handshake): after a long outage it must not
+/// be sleeping through a whole backoff of 30 s or more when the master comes
+/// back, or its jobs would be requeued under it and run again elsewhere.
+#[test]
+fn after_a_long_outage_a_worker_is_back_within_the_lease() {
+    let mut c = Cluster::with_master(MasterOpts {
+        lease: 3.0,
+        heartbeat: 0.5,
+        fixed_port: true,
+        ..MasterOpts::default()
+    });
+    c.submit(1, &[], &["/bin/sleep", "300"]);
+    c.add_worker("w", 1);
+    c.wait_until(Duration::from_secs(20), "the job running", |jobs| {
+        jobs.len() == 1 && jobs[0].status == RUNNING
+    });
+    // 19 s without a master: a backoff doubling from 1 s (jittered ±20%)
+    // would have the worker's next try 24.8 – 37.2 s after the crash.
+    c.kill_master();
+    std::thread::sleep(Duration::from_secs(19));
+    c.restart_master();
+    // Two leases later the job must still be its first attempt, on "w".
+    std::thread::sleep(Duration::from_secs(6));
+    let jobs = c.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].status, RUNNING, "{:?}\n{}", jobs[0].raw, c.diag());
+    assert_eq!(jobs[0].attempts, 1, "{:?}\n{}", jobs[0].raw, c.diag());
+    assert_eq!(jobs[0].holder.as_deref(), Some("w"));
+}

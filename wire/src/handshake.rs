@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! peer   -> master : Hello   { protocol, role, name, nonce_p }
-//! master -> peer   : Welcome { protocol, name, nonce_m, proof_m? }
+//! master -> peer   : Welcome { protocol, name, nonce_m, proof_m?, lease_ms? }
 //! peer   -> master : Proof   { proof_p? }
 //! master -> peer   : Accepted | Error
 //! ```
@@ -59,6 +59,13 @@ pub struct Welcome {
     /// The master's proof; `None` when the master has no secret.
     #[serde(with = "serde_bytes", default)]
     pub proof: Option<Vec<u8>>,
+    /// The lease the master grants its holders, in ms: after a lost
+    /// connection, or a master restart, a holder has this long to come back
+    /// before its jobs are requeued. Holders keep their reconnect backoff
+    /// well inside it. `None` from masters that predate the field (named
+    /// msgpack fields: either side ignores what it does not know).
+    #[serde(default)]
+    pub lease_ms: Option<u64>,
 }
 
 pub const NONCE_LEN: usize = 32;
@@ -180,6 +187,42 @@ mod tests {
         // A different nonce (a replayed proof) fails.
         assert!(!s.verify(Prover::Peer, &h, &fresh_nonce(), &proof));
         assert!(!s.verify(Prover::Peer, &h, &mn, &proof[..10]));
+    }
+
+    /// A `Welcome` from a master that predates `lease_ms` still decodes
+    /// (as no lease), and an old peer can skip the new field.
+    #[test]
+    fn a_welcome_without_a_lease_decodes_and_an_old_peer_skips_it() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct OldWelcome {
+            protocol: u32,
+            name: String,
+            #[serde(with = "serde_bytes")]
+            nonce: Vec<u8>,
+            #[serde(with = "serde_bytes", default)]
+            proof: Option<Vec<u8>>,
+        }
+        let old = OldWelcome {
+            protocol: 1,
+            name: "m".into(),
+            nonce: vec![7; NONCE_LEN],
+            proof: None,
+        };
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        let w: Welcome = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(w.lease_ms, None);
+        assert_eq!(w.nonce, old.nonce);
+
+        let new = Welcome {
+            protocol: 1,
+            name: "m".into(),
+            nonce: vec![7; NONCE_LEN],
+            proof: None,
+            lease_ms: Some(60_000),
+        };
+        let bytes = rmp_serde::to_vec_named(&new).unwrap();
+        assert_eq!(rmp_serde::from_slice::<Welcome>(&bytes).unwrap(), new);
+        assert_eq!(rmp_serde::from_slice::<OldWelcome>(&bytes).unwrap(), old);
     }
 
     #[test]

@@ -5,12 +5,12 @@
 //! its upstreams like a worker, and never stops the local queue meanwhile.
 
 use super::{Adopt, ForUpstream, Forwarded, Forwards, Up, UpstreamKill};
-use crate::connect::{connect, split_link};
+use crate::backoff::Backoff;
+use crate::connect::{connect_holder, split_link};
 use crate::master::Master;
 use crate::outbox::Outbox;
 use actix::prelude::*;
 use pilotq_wire::{FrameError, FromMaster, Resources, Role, Secret, ToMaster};
-use rand::Rng;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -36,16 +36,13 @@ pub struct Upstream {
     generation: u64,
     connecting: bool,
     upstream: usize,
-    backoff: Duration,
+    backoff: Backoff,
     capacity: Resources,
 }
 
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Incoming(u64, Option<Result<FromMaster, FrameError>>);
-
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 impl Upstream {
     pub fn new(cfg: UpstreamConfig, master: Addr<Master>) -> Upstream {
@@ -56,7 +53,7 @@ impl Upstream {
             generation: 0,
             connecting: false,
             upstream: 0,
-            backoff: BACKOFF_MIN,
+            backoff: Backoff::default(),
             capacity: Resources::default(),
         }
     }
@@ -67,8 +64,7 @@ impl Upstream {
 
     fn retry(&mut self, ctx: &mut Context<Self>, why: &str) {
         self.upstream = (self.upstream + 1) % self.cfg.upstreams.len();
-        let wait = self.backoff.mul_f64(rand::thread_rng().gen_range(0.8..1.2));
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        let wait = self.backoff.next_wait();
         tracing::warn!(
             "{why}; the local queue goes on; trying {} in {:.1} s",
             self.address(),
@@ -86,7 +82,7 @@ impl Upstream {
         let addr = self.address();
         let master = self.master.clone();
         let fut = async move {
-            let framed = connect(
+            let (framed, lease) = connect_holder(
                 &addr,
                 Role::Foreman,
                 &c.name,
@@ -98,14 +94,17 @@ impl Upstream {
             .map_err(|e| e.to_string())?;
             // What it holds, taken after the handshake: as fresh as it can be.
             let reg = master.send(ForUpstream).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((framed, reg))
+            Ok::<_, String>((framed, lease, reg))
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.connecting = false;
-            let (framed, reg) = match res {
+            let (framed, lease, reg) = match res {
                 Ok(r) => r,
                 Err(e) => return act.retry(ctx, &e),
             };
+            if let Some(lease) = lease {
+                act.backoff.fit_lease(lease);
+            }
             act.generation += 1;
             let gen = act.generation;
             let (outbox, stream) = split_link(framed, act.cfg.max_frame, move |m| Incoming(gen, m));
@@ -120,7 +119,7 @@ impl Upstream {
                 tags: act.cfg.tags.clone(),
             });
             act.outbox = Some(outbox);
-            act.backoff = BACKOFF_MIN;
+            act.backoff.reset();
             // Results still owed follow the registration (including any that
             // finished while it was being made).
             let master = act.master.clone();

@@ -168,6 +168,7 @@ impl Master {
             handshake_timeout: cfg.handshake_timeout,
             max_connections: cfg.max_connections,
             open_sessions: Arc::new(AtomicUsize::new(0)),
+            lease: cfg.lease,
         };
         let mut master = Master {
             cfg,

@@ -1,12 +1,11 @@
 //! The worker's link upstream: connecting (with fail-over across its
-//! upstreams and jittered backoff), registering with its holdings, and what
+//! upstreams and a jittered backoff kept inside the lease, see `backoff`), registering with its holdings, and what
 //! happens when the link is lost (jobs keep running; it reconnects).
 
-use super::{Incoming, Worker, BACKOFF_MAX, BACKOFF_MIN};
-use crate::connect::{connect, split_link, PeerFramed};
+use super::{Incoming, Worker};
+use crate::connect::{connect_holder, split_link, PeerFramed};
 use actix::prelude::*;
 use pilotq_wire::{Holding, HoldingState, Role, ToMaster};
-use rand::Rng;
 use std::time::Duration;
 
 impl Worker {
@@ -18,7 +17,7 @@ impl Worker {
         let c = self.cfg.clone();
         let upstream = self.upstream().to_string();
         let fut = async move {
-            connect(
+            connect_holder(
                 &upstream,
                 Role::Worker,
                 &c.name,
@@ -31,10 +30,15 @@ impl Worker {
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.connecting = false;
             match res {
-                Ok(framed) => act.attach(framed, ctx),
+                Ok((framed, lease)) => {
+                    if let Some(lease) = lease {
+                        act.backoff.fit_lease(lease);
+                    }
+                    act.attach(framed, ctx)
+                }
                 Err(e) => {
                     act.fail_over();
-                    let wait = act.next_backoff();
+                    let wait = act.backoff.next_wait();
                     tracing::warn!(
                         "{e}; trying {} in {:.1} s",
                         act.upstream(),
@@ -53,14 +57,6 @@ impl Worker {
     /// The next upstream in the list (the same one if there is only one).
     fn fail_over(&mut self) {
         self.upstream = (self.upstream + 1) % self.cfg.upstreams.len();
-    }
-
-    /// Backoff: 1 s doubling to 60 s, each wait jittered by ±20% so that a
-    /// thousand workers that lost the master together do not return together.
-    fn next_backoff(&mut self) -> Duration {
-        let base = self.backoff;
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-        base.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
     }
 
     fn attach(&mut self, framed: PeerFramed, ctx: &mut Context<Self>) {
@@ -97,7 +93,7 @@ impl Worker {
             outbox.deliver(ToMaster::Drain);
         }
         self.outbox = Some(outbox);
-        self.backoff = BACKOFF_MIN;
+        self.backoff.reset();
         // Results not yet acknowledged follow, in frames of bounded size.
         self.pending_finished = self.results.values().cloned().collect();
         self.schedule_flush(ctx);
@@ -137,7 +133,7 @@ impl Worker {
             );
             self.pending_started.clear();
             self.pending_finished.clear();
-            let wait = self.next_backoff();
+            let wait = self.backoff.next_wait();
             ctx.run_later(wait, |act, ctx| act.connect(ctx));
         }
     }

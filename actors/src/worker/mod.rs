@@ -1,7 +1,7 @@
 //! The worker: runs jobs as child processes and reports their results.
 //!
 //! It never kills a running job because its upstream went away: it
-//! reconnects with backoff (1 s doubling to 60 s, with jitter), reports what it
+//! reconnects with backoff (1 s doubling to 60 s or a third of the lease, jittered), reports what it
 //! holds (running jobs and results not yet acknowledged), and keeps every
 //! result until the master acknowledges it.
 //!
@@ -20,6 +20,7 @@ pub mod executor;
 mod link;
 pub mod sandbox;
 
+use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
 use crate::outbox::Outbox;
 use actix::prelude::*;
@@ -31,9 +32,6 @@ use pilotq_wire::{
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// The result of an attempt this worker could not start at all (the master
 /// holds the job with `reason`).
@@ -76,7 +74,7 @@ pub struct Worker {
     /// Generation of the current connection: items of older streams are ignored.
     generation: u64,
     connecting: bool,
-    backoff: Duration,
+    backoff: Backoff,
     running: HashMap<JobId, RunningJob>,
     /// Resources taken by running jobs.
     used: Resources,
@@ -135,7 +133,7 @@ impl Worker {
             outbox: None,
             generation: 0,
             connecting: false,
-            backoff: BACKOFF_MIN,
+            backoff: Backoff::default(),
             running: HashMap::new(),
             used: Resources::default(),
             queue: VecDeque::new(),
