@@ -18,8 +18,8 @@ pub struct Report {
     pub master_peak_rss_mb: f64,
     pub master_restarts: u32,
 
-    /// Peak RSS including the end checks' query of every job, which the
-    /// master answers from views it builds all at once.
+    /// Peak RSS including the end checks' query of every job (answered in
+    /// chunks of 2,000 views, so it costs little more).
     pub master_peak_rss_mb_with_checks: f64,
     pub jobs_submitted: u64,
     pub jobs_held: u64,
@@ -30,8 +30,13 @@ pub struct Report {
     /// Jobs the simulated workers ran to the end more than once (after a
     /// worker death or partition; not an invariant by itself).
     pub jobs_rerun: u64,
+    /// A few of them, with the workers and attempts that ran them.
+    pub rerun_examples: Vec<String>,
     /// Runs cut short: killed by the master or lost with a dying worker.
     pub runs_cut: u64,
+    /// Finished runs whose result died with its worker before the master
+    /// acknowledged it: each is a rerun, by design.
+    pub results_died: u64,
     pub workers: u32,
     pub cores_per_worker: u32,
     pub foremen: u32,
@@ -66,7 +71,7 @@ impl Report {
              \x20 jobs lost                {}\n\
              \x20 jobs duplicated          {}\n\
              \x20 jobs on two holders      {} (beyond a lease)\n\
-             \x20 jobs rerun               {} ({} runs cut, {} worker deaths)\n\
+             \x20 jobs rerun               {} ({} runs cut, {} worker deaths, {} results died with them)\n\
              \x20 completions/s            {:.0} sustained, {:.0} peak\n\
              \x20 dispatch latency         p50 {}, p99 {}\n\
              \x20 workers connected in     {:.2} s\n\
@@ -91,6 +96,7 @@ impl Report {
             self.jobs_rerun,
             self.runs_cut,
             self.worker_deaths,
+            self.results_died,
             self.completions_per_s_sustained,
             self.completions_per_s_peak,
             ms(self.dispatch_latency_p50_ms),
@@ -110,6 +116,9 @@ impl Report {
             },
             self.journal,
         );
+        for r in &self.rerun_examples {
+            out.push_str(&format!("  rerun                    {r}\n"));
+        }
         if self.passed() {
             out.push_str("  invariants               all hold\n");
         } else {

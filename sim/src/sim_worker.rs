@@ -488,6 +488,12 @@ impl Worker {
                 .stats
                 .run_ended(job, self.spec.id, r.attempt, now, RunEnd::Cut);
         }
+        // Results the master never acknowledged die too: those jobs run
+        // again, which explains a rerun.
+        self.sh.stats.results_died.fetch_add(
+            self.results.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.leave();
     }
 

@@ -22,6 +22,8 @@ pub struct Stats {
     pub runs_completed: AtomicU64,
     /// Runs cut short: killed by the master, or lost with a dying worker.
     pub runs_cut: AtomicU64,
+    /// Results finished but not yet acknowledged when their worker died.
+    pub results_died: AtomicU64,
     /// Workers connected and registered now.
     pub connected: AtomicU64,
     /// Dispatch latencies in microseconds (see `Worker::on_dispatch`).
@@ -42,8 +44,8 @@ pub struct Stats {
 struct JobRuns {
     /// Runs going on now: (worker, attempt, since).
     live: Vec<(u32, u32, Instant)>,
-    /// Runs that reached their end.
-    completions: u32,
+    /// Runs that reached their end: (worker, attempt).
+    completions: Vec<(u32, u32)>,
     /// The longest time two holders ran this job at once.
     max_overlap: Duration,
 }
@@ -71,6 +73,7 @@ impl Stats {
             completed: AtomicU64::new(0),
             runs_completed: AtomicU64::new(0),
             runs_cut: AtomicU64::new(0),
+            results_died: AtomicU64::new(0),
             connected: AtomicU64::new(0),
             latencies_us: Mutex::new(Vec::new()),
             submitted_at: DashMap::new(),
@@ -145,9 +148,9 @@ impl Stats {
         r.max_overlap = worst;
         match end {
             RunEnd::Completed => {
-                r.completions += 1;
+                r.completions.push((worker, attempt));
                 self.runs_completed.fetch_add(1, Relaxed);
-                if r.completions == 1 {
+                if r.completions.len() == 1 {
                     self.completed.fetch_add(1, Relaxed);
                 }
             }
@@ -180,7 +183,30 @@ impl Stats {
 
     /// Jobs the simulated workers ran to the end more than once.
     pub fn reruns(&self) -> u64 {
-        self.runs.iter().filter(|r| r.completions > 1).count() as u64
+        self.runs.iter().filter(|r| r.completions.len() > 1).count() as u64
+    }
+
+    /// Up to `n` reruns, each as "job: worker/attempt, worker/attempt…" in
+    /// the order the runs ended: what to look up in the journal.
+    pub fn rerun_examples(&self, n: usize) -> Vec<String> {
+        let mut out: Vec<(JobId, String)> = self
+            .runs
+            .iter()
+            .filter(|r| r.completions.len() > 1)
+            .map(|r| {
+                let runs: Vec<String> = r
+                    .completions
+                    .iter()
+                    .map(|(w, a)| format!("worker {w} attempt {a}"))
+                    .collect();
+                (
+                    *r.key(),
+                    format!("{} ran on {}", r.key(), runs.join(", then ")),
+                )
+            })
+            .collect();
+        out.sort();
+        out.into_iter().take(n).map(|(_, s)| s).collect()
     }
 
     pub fn elapsed_s(&self) -> f64 {
@@ -223,7 +249,27 @@ mod tests {
             .overlaps_beyond(Duration::ZERO, t + Duration::from_secs(9))
             .is_empty());
         assert_eq!(s.reruns(), 0);
+        assert!(s.rerun_examples(3).is_empty());
         assert_eq!(s.runs_cut.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_job_run_to_its_end_twice_is_a_rerun_named_with_its_runs() {
+        let s = Stats::new();
+        let t = Instant::now();
+        for (job, worker, attempt) in [(JobId::new(2, 5), 7, 1), (JobId::new(2, 5), 3, 2)] {
+            s.run_started(job, worker, attempt, t);
+            s.run_ended(job, worker, attempt, t, RunEnd::Completed);
+        }
+        let once = JobId::new(1, 0);
+        s.run_started(once, 1, 1, t);
+        s.run_ended(once, 1, 1, t, RunEnd::Completed);
+        assert_eq!(s.reruns(), 1);
+        assert_eq!(s.completed.load(Relaxed), 2);
+        assert_eq!(
+            s.rerun_examples(3),
+            ["2.5 ran on worker 7 attempt 1, then worker 3 attempt 2"]
+        );
     }
 
     #[test]
