@@ -1,7 +1,7 @@
 //! `pilotq sim` end to end: the real master binary driven by simulated
 //! workers, with its crashes, churn and partitions, and the report a CI job
 //! would read. (The CI load simulation itself, 2,000 workers, runs from
-//! `.ci/run` on the release binary.)
+//! `.ci/run` after the tests.)
 
 use serde_json::Value;
 use std::path::Path;
@@ -105,15 +105,13 @@ fn master_crashes_and_worker_churn_lose_nothing_and_run_nothing_twice() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 }
 
-/// A master killed every 2 s with a 5 s lease never lives a whole lease: if
-/// each start gave holders a fresh lease, the jobs of workers that died in
-/// between would stay Running forever (this run timed out with jobs lost
-/// before the reclaim window was kept across restarts).
-#[test]
-fn a_master_restarted_faster_than_its_lease_still_requeues_dead_workers_jobs() {
+/// 30 workers and 600 jobs of 200 ms under a master SIGKILLed every 2 s,
+/// with a 5 s lease (so no start of the master lives a whole lease), and
+/// `extra` settings; its report once every invariant held.
+fn crash_loop(extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let out = sim(&[
+    let mut args = vec![
         "--workers",
         "30",
         "--jobs",
@@ -122,56 +120,44 @@ fn a_master_restarted_faster_than_its_lease_still_requeues_dead_workers_jobs() {
         "fixed:200ms",
         "--kill-master-every",
         "2s",
-        "--worker-churn",
-        "3",
         "--lease",
         "5s",
         "--report-json",
         json.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = sim(&args);
     assert!(out.status.success(), "{}", explain(&out));
     let r = report(&json);
+    assert_eq!(r["jobs_lost"], 0, "{r}");
+    assert_eq!(r["jobs_duplicated"], 0, "{r}");
+    assert!(r["master_restarts"].as_u64().unwrap() >= 2, "{r}");
+    r
+}
+
+/// If each start gave holders a fresh lease, the jobs of workers that died
+/// in between would stay Running forever (this run timed out with jobs lost
+/// before the reclaim window was kept across restarts).
+#[test]
+fn a_master_restarted_faster_than_its_lease_still_requeues_dead_workers_jobs() {
+    let r = crash_loop(&["--worker-churn", "3"]);
     assert_eq!(
         r["jobs_completed"].as_u64().unwrap() + r["jobs_held"].as_u64().unwrap(),
         600,
         "{r}"
     );
-    assert_eq!(r["jobs_lost"], 0, "{r}");
-    assert_eq!(r["jobs_duplicated"], 0, "{r}");
-    assert!(r["master_restarts"].as_u64().unwrap() >= 2, "{r}");
     assert!(r["runs_cut"].as_u64().unwrap() >= 1, "{r}");
 }
 
 /// The same crash loop with no worker dying: every holder comes back within
-/// the reclaim window, so every job completes (none ends Held for running
-/// out of attempts) and exactly once.
+/// the reclaim window (its backoff is kept inside the lease), so every job
+/// completes once (none ends Held for running out of attempts), no run is
+/// cut and none runs again.
 #[test]
 fn a_crash_loop_with_live_workers_completes_every_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let out = sim(&[
-        "--workers",
-        "30",
-        "--jobs",
-        "600",
-        "--duration",
-        "fixed:200ms",
-        "--kill-master-every",
-        "2s",
-        "--lease",
-        "5s",
-        "--report-json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", explain(&out));
-    let r = report(&json);
+    let r = crash_loop(&[]);
     assert_eq!(r["jobs_completed"], 600, "{r}");
     assert_eq!(r["jobs_held"], 0, "{r}");
-    assert_eq!(r["jobs_lost"], 0, "{r}");
-    assert_eq!(r["jobs_duplicated"], 0, "{r}");
-    assert!(r["master_restarts"].as_u64().unwrap() >= 2, "{r}");
-    // Every worker was back within the window (its backoff is kept inside
-    // the lease), so no run was cut and none ran again.
     assert_eq!(r["runs_cut"], 0, "{r}");
     assert_eq!(r["jobs_rerun"], 0, "{r}");
 }
