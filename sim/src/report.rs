@@ -35,7 +35,8 @@ pub struct Report {
     /// Runs cut short: killed by the master or lost with a dying worker.
     pub runs_cut: u64,
     /// Finished runs whose result died with its worker before the master
-    /// acknowledged it: each is a rerun, by design.
+    /// acknowledged it. Each may run again, by design (not if the master
+    /// had stored it and only the acknowledgement was on its way).
     pub results_died: u64,
     pub workers: u32,
     pub cores_per_worker: u32,

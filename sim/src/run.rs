@@ -367,7 +367,7 @@ impl Sim {
         };
         let allowed_overlap = cfg.lease
             + cfg.partition_foreman.unwrap_or_default()
-            + sim_worker::backoff(Some(cfg.lease)).longest_wait()
+            + longest_reconnect_wait(cfg.lease)
             + self.shared.heartbeat;
         let overlaps = self
             .stats()
@@ -943,4 +943,15 @@ impl Fleet {
             live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         });
     }
+}
+
+/// The longest a holder can wait before it tries its master again: a
+/// simulated worker's backoff, or a real foreman's (it is the real binary),
+/// each kept inside `lease`.
+fn longest_reconnect_wait(lease: Duration) -> Duration {
+    let mut foreman = pilotq_actors::backoff::Backoff::default();
+    foreman.fit_lease(lease);
+    sim_worker::backoff(Some(lease))
+        .longest_wait()
+        .max(foreman.longest_wait())
 }

@@ -488,7 +488,7 @@ impl Worker {
                 .stats
                 .run_ended(job, self.spec.id, r.attempt, now, RunEnd::Cut);
         }
-        // Results the master never acknowledged die too: those jobs run
+        // Results the master never acknowledged die too: those jobs may run
         // again, which explains a rerun.
         self.sh.stats.results_died.fetch_add(
             self.results.len() as u64,

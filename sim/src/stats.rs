@@ -186,8 +186,9 @@ impl Stats {
         self.runs.iter().filter(|r| r.completions.len() > 1).count() as u64
     }
 
-    /// Up to `n` reruns, each as "job: worker/attempt, worker/attempt…" in
-    /// the order the runs ended: what to look up in the journal.
+    /// Up to `n` reruns, the lowest job ids first, each as "J ran on worker
+    /// W attempt A, then worker W2 attempt A2" in the order its runs ended:
+    /// what to look up in the journal.
     pub fn rerun_examples(&self, n: usize) -> Vec<String> {
         let mut out: Vec<(JobId, String)> = self
             .runs

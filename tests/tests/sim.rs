@@ -150,9 +150,8 @@ fn a_master_restarted_faster_than_its_lease_still_requeues_dead_workers_jobs() {
 }
 
 /// The same crash loop with no worker dying: every holder comes back within
-/// the reclaim window (its backoff is kept inside the lease), so every job
-/// completes once (none ends Held for running out of attempts), no run is
-/// cut and none runs again.
+/// the reclaim window, so every job completes once (none ends Held for
+/// running out of attempts), no run is cut and none runs again.
 #[test]
 fn a_crash_loop_with_live_workers_completes_every_job() {
     let r = crash_loop(&[]);

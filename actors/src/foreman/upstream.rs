@@ -27,6 +27,10 @@ pub struct UpstreamConfig {
     pub depth: u32,
     /// Offered upstream: the master sends it only jobs whose tags it has.
     pub tags: Vec<String>,
+    /// The lease assumed until the master states its own: the foreman's
+    /// (sites run one lease), since a restarted foreman may hold jobs from
+    /// its journal before any master has welcomed it.
+    pub assumed_lease: Duration,
 }
 
 pub struct Upstream {
@@ -46,6 +50,8 @@ struct Incoming(u64, Option<Result<FromMaster, FrameError>>);
 
 impl Upstream {
     pub fn new(cfg: UpstreamConfig, master: Addr<Master>) -> Upstream {
+        let mut backoff = Backoff::default();
+        backoff.fit_lease(cfg.assumed_lease);
         Upstream {
             cfg,
             master,
@@ -53,7 +59,7 @@ impl Upstream {
             generation: 0,
             connecting: false,
             upstream: 0,
-            backoff: Backoff::default(),
+            backoff,
             capacity: Resources::default(),
         }
     }
@@ -64,7 +70,7 @@ impl Upstream {
 
     fn retry(&mut self, ctx: &mut Context<Self>, why: &str) {
         self.upstream = (self.upstream + 1) % self.cfg.upstreams.len();
-        let wait = self.backoff.next_wait();
+        let wait = self.backoff.next_wait_among(self.cfg.upstreams.len());
         tracing::warn!(
             "{why}; the local queue goes on; trying {} in {:.1} s",
             self.address(),

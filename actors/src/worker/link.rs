@@ -1,6 +1,7 @@
 //! The worker's link upstream: connecting (with fail-over across its
-//! upstreams and a jittered backoff kept inside the lease, see `backoff`), registering with its holdings, and what
-//! happens when the link is lost (jobs keep running; it reconnects).
+//! upstreams, and a jittered backoff kept inside the lease: `backoff`),
+//! registering with its holdings, and what happens when the link is lost
+//! (jobs keep running; it reconnects).
 
 use super::{Incoming, Worker};
 use crate::connect::{connect_holder, split_link, PeerFramed};
@@ -38,7 +39,7 @@ impl Worker {
                 }
                 Err(e) => {
                     act.fail_over();
-                    let wait = act.backoff.next_wait();
+                    let wait = act.backoff.next_wait_among(act.cfg.upstreams.len());
                     tracing::warn!(
                         "{e}; trying {} in {:.1} s",
                         act.upstream(),
@@ -133,7 +134,7 @@ impl Worker {
             );
             self.pending_started.clear();
             self.pending_finished.clear();
-            let wait = self.backoff.next_wait();
+            let wait = self.backoff.next_wait_among(self.cfg.upstreams.len());
             ctx.run_later(wait, |act, ctx| act.connect(ctx));
         }
     }

@@ -1,9 +1,9 @@
 //! The worker: runs jobs as child processes and reports their results.
 //!
 //! It never kills a running job because its upstream went away: it
-//! reconnects with backoff (1 s doubling to 60 s or a third of the lease, jittered), reports what it
-//! holds (running jobs and results not yet acknowledged), and keeps every
-//! result until the master acknowledges it.
+//! reconnects with backoff (1 s doubling to 60 s or a third of the lease,
+//! jittered), reports what it holds (running jobs and results not yet
+//! acknowledged), and keeps every result until the master acknowledges it.
 //!
 //! | file | concern |
 //! |---|---|

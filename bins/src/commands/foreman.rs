@@ -40,6 +40,7 @@ pub fn run(a: ForemanArgs) -> Result<i32> {
                 heartbeat: cfg.heartbeat,
                 depth: a.depth.clamp(1, 64),
                 tags: a.tags.clone(),
+                assumed_lease: cfg.lease,
             },
             master.clone(),
         )
