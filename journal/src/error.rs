@@ -8,6 +8,8 @@ pub enum JournalError {
     Locked { path: String },
     #[error("cannot open journal {path}: {reason}")]
     Open { path: String, reason: String },
+    #[error("no journal at {path}: {reason}")]
+    Missing { path: String, reason: &'static str },
     #[error("journal storage error: {0}")]
     Storage(String),
     #[error("journal event {seq} cannot be decoded: {reason}")]

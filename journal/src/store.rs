@@ -38,6 +38,28 @@ pub struct Store {
 const RECLAIM_SPENT: &[u8] = b"reclaim_spent_ms";
 
 impl Store {
+    /// Opens a journal that must already be there (post-mortems, replays,
+    /// the sim's checks): a wrong path is [`JournalError::Missing`], never a
+    /// new empty journal left behind in whatever directory it named.
+    pub fn open_existing(path: &Path) -> Result<Store, JournalError> {
+        let missing = |reason| JournalError::Missing {
+            path: path.display().to_string(),
+            reason,
+        };
+        if !path.exists() {
+            return Err(missing("no such directory"));
+        }
+        if !path.is_dir() {
+            return Err(missing("not a directory"));
+        }
+        if !path.join("db").is_file() {
+            return Err(missing(
+                "the directory holds no sled database (no `db` file)",
+            ));
+        }
+        Store::open(path)
+    }
+
     /// Opens (creating if needed) the journal at `path`. A second open of the
     /// same path — another master — fails with [`JournalError::Locked`].
     pub fn open(path: &Path) -> Result<Store, JournalError> {

@@ -161,12 +161,9 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
             .push(format!("{unreasoned_holds} held jobs have no hold reason"));
     }
 
-    // What the journal says happened. (`Store::open` would create a
-    // missing journal: a wrong path must not pass as an empty one.)
-    if !ev.journal.join("db").exists() {
-        anyhow::bail!("no journal at {}", ev.journal.display());
-    }
-    let store = Store::open(ev.journal)
+    // What the journal says happened (a wrong path must not pass as an
+    // empty journal).
+    let store = Store::open_existing(ev.journal)
         .with_context(|| format!("opening the journal {}", ev.journal.display()))?;
     let mut completions: HashMap<JobId, u32> = HashMap::new();
     for item in store.events_from(1) {

@@ -122,27 +122,15 @@ pub fn resubmittable(mut spec: JobSpec) -> JobSpec {
 
 /// Opens the journal for reading, with errors that say what to do.
 fn open(dir: &Path) -> Result<Store> {
-    // `Store::open` creates a journal where there is none: pointed at a typo
-    // it would leave an empty sled database behind and replay nothing.
-    if !dir.exists() {
-        bail!("no journal at {}: no such directory", dir.display());
-    }
-    if !dir.is_dir() {
-        bail!("no journal at {}: not a directory", dir.display());
-    }
-    if !dir.join("db").is_file() {
-        bail!(
-            "no journal at {}: the directory holds no sled database (no `db` file)",
-            dir.display()
-        );
-    }
-    match Store::open(dir) {
+    match Store::open_existing(dir) {
         Ok(store) => Ok(store),
         Err(e @ JournalError::Locked { .. }) => Err(anyhow::Error::new(e).context(format!(
             "the journal at {} is in use by a running master: stop the master, \
              or copy the directory (cp -r) and replay the copy",
             dir.display()
         ))),
+        // It names the path and what is wrong with it already.
+        Err(e @ JournalError::Missing { .. }) => Err(e.into()),
         Err(e) => {
             Err(anyhow::Error::new(e).context(format!("opening the journal at {}", dir.display())))
         }

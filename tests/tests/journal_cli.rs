@@ -186,3 +186,40 @@ fn a_second_master_on_a_held_journal_refuses_clearly() {
         "two\n"
     );
 }
+
+/// Pointed at a path that holds no journal, a post-mortem says so and
+/// exits non-zero, and leaves nothing behind: an existing directory (a
+/// typo for the journal's parent, say) must not gain an empty sled
+/// database.
+#[test]
+fn a_path_without_a_journal_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a journal").unwrap();
+    let cases = [
+        (dir.path().join("nowhere"), "no such directory"),
+        (empty.clone(), "no sled database"),
+        (file.clone(), "not a directory"),
+    ];
+    for (path, why) in &cases {
+        for cmd in ["dump", "verify"] {
+            let out = std::process::Command::new(pilotq_tests::bin())
+                .args(["journal", cmd, "--journal"])
+                .arg(path)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {path:?}: {stderr}");
+            assert!(
+                stderr.contains("no journal at") && stderr.contains(why),
+                "{cmd} {path:?}: {stderr}"
+            );
+            assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+        }
+    }
+    assert!(!dir.path().join("nowhere").exists());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a journal");
+}

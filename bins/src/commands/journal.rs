@@ -6,10 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 fn open(path: &Path) -> Result<Store> {
-    if !path.exists() {
-        bail!("no journal at {}", path.display());
-    }
-    Ok(Store::open(path)?)
+    Ok(Store::open_existing(path)?)
 }
 
 pub fn dump(path: &Path, json: bool) -> Result<i32> {
