@@ -1,6 +1,7 @@
 //! `pilotq sim`: the real master driven by simulated workers (see the
-//! `pilotq-sim` crate). Exit 0 when every invariant held, 1 when one failed
-//! or the simulation could not run.
+//! `pilotq-sim` crate). The exit status tells a CI job which it was: 0 every
+//! invariant held, 1 one failed, 2 bad settings, 3 the simulation could not
+//! run (a master that would not start, a `--replay` path with no journal).
 
 use anyhow::{Context, Result};
 use pilotq_sim::workload::DurationDist;
@@ -17,7 +18,8 @@ fn duration(s: &str) -> Result<Duration, String> {
     pilotq sim --workers 2000 --jobs 20000 --duration uniform:1s..3s --kill-master-every 10s\n  \
     pilotq sim --workers 10000 --jobs 100000 --duration fixed:2s --report-json r.json --plot r.svg\n  \
     pilotq sim --replay ./pilotq-data/master --speed 10 --workers 500\n\n\
-    Exit status: 0 when every invariant holds; 1 when one fails or the simulation cannot run.")]
+    Exit status: 0 every invariant held; 1 one failed; 2 bad settings; 3 the simulation could not\n\
+    run (e.g. the master would not start, or --replay names no journal); 130 interrupted.")]
 pub struct SimArgs {
     /// Simulated workers (each one TCP connection).
     #[arg(long, default_value_t = 100)]
@@ -114,6 +116,10 @@ pub fn run(a: SimArgs) -> Result<i32> {
     cfg.plot = a.plot;
     cfg.depth = a.depth.max(1);
     cfg.progress = !a.quiet;
+    if let Err(e) = cfg.check() {
+        eprintln!("pilotq: {e}");
+        return Ok(2);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -130,7 +136,13 @@ pub fn run(a: SimArgs) -> Result<i32> {
         eprintln!("pilotq sim: interrupted; the master and foremen are stopped");
         return Ok(130);
     };
-    let report = report?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pilotq sim: the simulation could not run: {e:#}");
+            return Ok(3);
+        }
+    };
     print!("{}", report.render());
     if let Some(p) = &a.report_json {
         let json = serde_json::to_string_pretty(&report)?;
