@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 /// that could not run at all.
 pub async fn run(cfg: SimConfig) -> Result<Report> {
     cfg.check().map_err(anyhow::Error::msg)?;
-    let workload = match &cfg.replay {
+    let mut workload = match &cfg.replay {
         Some(dir) => {
             let w = crate::recorded::load(dir, cfg.duration, cfg.seed)?;
             say(
@@ -46,7 +46,6 @@ pub async fn run(cfg: SimConfig) -> Result<Report> {
         }
         None => workload::synthetic(cfg.jobs, cfg.duration, cfg.seed),
     };
-    let mut workload = workload;
     let offer = sim_worker::offer(cfg.cores_per_worker);
     let reduced = workload.fit_requests(offer);
     if reduced > 0 {
@@ -647,7 +646,7 @@ impl Sim {
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                         Err(e) => {
-                            eprintln!("sim: the master does not restart: {e:#}");
+                            // `drive` ends the run with this, once.
                             *dead.lock().unwrap_or_else(|p| p.into_inner()) =
                                 Some(format!("the master did not restart after a SIGKILL: {e:#}"));
                             return;
