@@ -78,6 +78,22 @@ pub enum Command {
     Supervise(ops::supervisor::SuperviseArgs),
 }
 
+impl Command {
+    /// Whether this command is a long-running service that talks to peers
+    /// over sockets (see `reset_sigpipe`).
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Master(_)
+                | Command::Worker(_)
+                | Command::Foreman(_)
+                | Command::Up(_)
+                | Command::Sim(_)
+                | Command::Supervise(_)
+        )
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct MasterArgs {
     /// Address to listen on for workers and clients.

@@ -23,6 +23,14 @@ pub mod machine;
 pub mod signals;
 
 /// Die quietly on a closed pipe (`condor_q | head`) like other Unix tools.
+///
+/// Only for the short commands that print. Services keep Rust's default of
+/// ignoring SIGPIPE: their sockets are written with `writev`, which, unlike
+/// `send`, cannot say MSG_NOSIGNAL, so a write to a peer that has just died
+/// would kill the writer — a master killed under its workers took
+/// `pilotq sim` down this way, and would take a worker down the same way.
+/// (Jobs still start with SIGPIPE at its default: std resets it in every
+/// child it spawns.)
 pub fn reset_sigpipe() {
     // SAFETY: resetting a signal disposition, before any thread starts.
     unsafe {

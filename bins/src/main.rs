@@ -8,8 +8,11 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    pilotq::reset_sigpipe();
     let cli = pilotq::cli::Cli::parse();
+    // Before any thread starts (parsing starts none).
+    if !cli.command.is_service() {
+        pilotq::reset_sigpipe();
+    }
     match pilotq::commands::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
