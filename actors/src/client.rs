@@ -4,7 +4,9 @@
 use crate::connect::{connect, next, ConnectError, PeerFramed};
 use futures::SinkExt;
 use pilotq_wire::message::MasterStatus;
-use pilotq_wire::{ClusterId, FromMaster, JobSpec, JobView, Role, Secret, Selector, ToMaster};
+use pilotq_wire::{
+    ClusterId, FromMaster, JobId, JobSpec, JobView, Role, Secret, Selector, ToMaster,
+};
 use std::time::Duration;
 
 pub struct Client {
@@ -96,6 +98,27 @@ impl Client {
     pub async fn status(&mut self) -> Result<MasterStatus, ConnectError> {
         match self.call(ToMaster::Status).await? {
             FromMaster::Status(s) => Ok(s),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Releases held jobs; returns how many went on, and why any selected
+    /// job did not.
+    pub async fn release(
+        &mut self,
+        selectors: Vec<Selector>,
+    ) -> Result<(u64, Vec<String>), ConnectError> {
+        match self.call(ToMaster::Release { selectors }).await? {
+            FromMaster::Released { jobs, problems } => Ok((jobs, problems)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// The stdout (or stderr) the master kept for a job held because its
+    /// output could not be written.
+    pub async fn kept_output(&mut self, job: JobId, stderr: bool) -> Result<Vec<u8>, ConnectError> {
+        match self.call(ToMaster::KeptOutput { job, stderr }).await? {
+            FromMaster::Output { bytes } => Ok(bytes),
             other => Err(self.unexpected(other)),
         }
     }

@@ -1,4 +1,4 @@
-//! Settings of the master and the worker, with the defaults of DESIGN.md.
+//! Settings of the master and the worker, with the defaults of ARCHITECTURE.md.
 
 use pilotq_wire::{Resources, Secret, DEFAULT_MAX_FRAME};
 use std::path::PathBuf;
@@ -29,6 +29,10 @@ pub struct MasterConfig {
     /// Run every job as `wrapper <executable> <args…>` (an executable that
     /// ends with `exec "$@"`), shipped to holders like an executable.
     pub job_wrapper: Option<PathBuf>,
+    /// Below this many free bytes on the journal's filesystem, submissions
+    /// are refused (a foreman offers no capacity); `None`: 1 GiB or 5 % of
+    /// the filesystem, whichever is smaller; `Some(0)`: no floor.
+    pub min_free_disk: Option<u64>,
 }
 
 impl MasterConfig {
@@ -47,6 +51,7 @@ impl MasterConfig {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 60_000,
             job_wrapper: None,
+            min_free_disk: None,
         }
     }
 }

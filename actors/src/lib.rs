@@ -10,8 +10,9 @@
 //! | [`session`] | one actor per accepted connection: handshake, then requests to the master |
 //! | [`outbox`] | a connection's sending half: bounded queue, writer task, slow peers cut |
 //! | [`foreman`] | the foreman: a local master plus its link upstream |
-//! | [`files`] | writing jobs' output and error files, off the master's thread |
-//! | [`user_log`] | HTCondor's job event log (`log = path`): what to write, and writing it |
+//! | [`files`] | putting jobs' output and error files in place (synced, renamed), off the master's thread |
+//! | [`failpoint`] | `PILOTQ_FAILPOINT`: crash points for end-to-end tests |
+//! | [`user_log`] | HTCondor's job event log (`log = path`): what to write, and writing it (synced, retried) |
 //! | [`worker`] | the worker actor, its process executor and executable cache |
 //! | [`connect`] | the peer side of the handshake (workers, foremen, clients) |
 //! | [`backoff`] | a holder's reconnect backoff: doubling, jittered, kept inside the lease |
@@ -21,6 +22,7 @@ pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod connect;
+pub mod failpoint;
 pub mod files;
 pub mod foreman;
 pub mod master;

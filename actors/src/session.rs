@@ -13,7 +13,8 @@ use crate::outbox::Outbox;
 use actix::prelude::*;
 use pilotq_wire::handshake::{fresh_nonce, Prover, Welcome};
 use pilotq_wire::{
-    FrameCodec, FrameError, FromMaster, Hello, Role, Secret, ToMaster, PROTOCOL_VERSION,
+    FrameCodec, FrameError, FrameLimit, FromMaster, Hello, Role, Secret, ToMaster,
+    PRE_HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub struct Session {
     outbox: Outbox<FromMaster>,
     phase: Phase,
     secret: Option<Secret>,
+    /// The reader's frame limit: small until the handshake completes.
+    limit: FrameLimit,
+    max_frame: usize,
     master_name: String,
     lease: Duration,
     peer: String,
@@ -70,6 +74,8 @@ impl Session {
             FrameCodec::<ToMaster, FromMaster>::new(s.max_frame),
             closed,
         );
+        // Until the peer has authenticated it may send only small frames.
+        let limit = FrameLimit::new(PRE_HANDSHAKE_MAX_FRAME.min(s.max_frame));
         let open = s.open_sessions.fetch_add(1, Ordering::Relaxed) + 1;
         if open > s.max_connections {
             outbox.deliver(FromMaster::Error {
@@ -85,13 +91,15 @@ impl Session {
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::new(
                 read,
-                FrameCodec::<ToMaster, FromMaster>::new(s.max_frame),
+                FrameCodec::<ToMaster, FromMaster>::with_limit(s.max_frame, limit.clone()),
             ));
             Session {
                 master,
                 outbox,
                 phase: Phase::AwaitHello,
                 secret: s.secret,
+                limit,
+                max_frame: s.max_frame,
                 master_name: s.master_name,
                 lease: s.lease,
                 peer,
@@ -156,6 +164,7 @@ impl Session {
             }
         }
         tracing::debug!(peer = %self.peer, role = %hello.role, name = %hello.name, "peer accepted");
+        self.limit.set(self.max_frame);
         self.outbox.deliver(FromMaster::Accepted);
         self.phase = Phase::Ready {
             role: hello.role,

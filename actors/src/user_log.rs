@@ -29,6 +29,8 @@ pub enum Entry {
     Aborted,
     /// 012
     Held { reason: String },
+    /// 013
+    Released,
 }
 
 /// One entry for some processes of a cluster, with the log path template.
@@ -112,7 +114,14 @@ pub fn entries_for(table: &Table, events: &[Event], master_host: &str) -> Vec<Wr
                     ));
                 }
             }
-            Event::JobHeld { job, reason, at } => {
+            Event::JobReleased { job, at } => {
+                if let Some(t) = log_of(job.cluster) {
+                    out.push(w(*job, Entry::Released, *at, t));
+                }
+            }
+            Event::JobHeld {
+                job, reason, at, ..
+            } => {
                 if let Some(t) = log_of(job.cluster) {
                     out.push(w(
                         *job,
@@ -161,8 +170,94 @@ pub fn entries_for(table: &Table, events: &[Event], master_host: &str) -> Vec<Wr
     out
 }
 
-/// Formats and appends entries, grouping by file (blocking I/O).
-pub fn append(writes: &[Write1]) {
+/// Appends job event logs, on a thread of its own (a job's events must reach
+/// its log in order). An append is synced before the writer moves on. One
+/// that fails (a full disk, a missing directory) is not dropped: it is kept,
+/// in order, ahead of later entries for the same file, retried with every
+/// later append and on the master's periodic [`RetryUserLogs`], and reported
+/// at error level until it is written. Only past [`MAX_PENDING`] bytes does
+/// the oldest file's backlog go, with an error naming it.
+#[derive(Default)]
+pub struct UserLogWriter {
+    /// Formatted bytes not yet written, per log file.
+    pending: BTreeMap<String, Vec<u8>>,
+}
+
+/// Bytes of job event logs kept for retry at most.
+pub const MAX_PENDING: usize = 64 * 1024 * 1024;
+
+impl actix::Actor for UserLogWriter {
+    type Context = actix::SyncContext<Self>;
+}
+
+/// Job event log entries to append, once their events are durable.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct AppendUserLog(pub Vec<Write1>);
+
+/// Try again what could not be written.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct RetryUserLogs;
+
+impl actix::Handler<AppendUserLog> for UserLogWriter {
+    type Result = ();
+
+    fn handle(&mut self, m: AppendUserLog, _ctx: &mut actix::SyncContext<Self>) {
+        for (path, bytes) in format_all(&m.0) {
+            self.pending.entry(path).or_default().extend(bytes);
+        }
+        self.write_pending();
+    }
+}
+
+impl actix::Handler<RetryUserLogs> for UserLogWriter {
+    type Result = ();
+
+    fn handle(&mut self, _m: RetryUserLogs, _ctx: &mut actix::SyncContext<Self>) {
+        if !self.pending.is_empty() {
+            self.write_pending();
+        }
+    }
+}
+
+impl UserLogWriter {
+    fn write_pending(&mut self) {
+        self.pending.retain(|path, bytes| {
+            let (written, r) = append_synced(path, bytes);
+            // What reached the file is not written twice.
+            bytes.drain(..written);
+            match r {
+                Ok(()) => false,
+                Err(e) if bytes.is_empty() => {
+                    tracing::error!("job event log {path} written but not synced: {e}");
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "job event log {path} not written ({} bytes waiting): {e}; retrying",
+                        bytes.len()
+                    );
+                    true
+                }
+            }
+        });
+        let mut total: usize = self.pending.values().map(Vec::len).sum();
+        while total > MAX_PENDING {
+            let Some((path, bytes)) = self.pending.pop_first() else {
+                break;
+            };
+            total -= bytes.len();
+            tracing::error!(
+                "job event log {path}: {} bytes of events dropped, more than {MAX_PENDING} bytes of logs could not be written",
+                bytes.len()
+            );
+        }
+    }
+}
+
+/// Formats entries, grouped by file, in order.
+pub fn format_all(writes: &[Write1]) -> BTreeMap<String, Vec<u8>> {
     let mut by_path: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for w in writes {
         for proc in w.procs.iter() {
@@ -175,16 +270,30 @@ pub fn append(writes: &[Write1]) {
             block(buf, job, w.at, &w.entry);
         }
     }
-    for (path, bytes) in by_path {
-        let r = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&bytes));
-        if let Err(e) = r {
-            tracing::warn!("job event log {path} not written: {e}");
+    by_path
+}
+
+/// Appends and syncs; returns how many bytes reached the file, with the
+/// first error.
+fn append_synced(path: &str, bytes: &[u8]) -> (usize, std::io::Result<()>) {
+    let mut f = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => return (0, Err(e)),
+    };
+    let mut written = 0;
+    while written < bytes.len() {
+        match f.write(&bytes[written..]) {
+            Ok(0) => return (written, Err(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (written, Err(e)),
         }
     }
+    (written, f.sync_data())
 }
 
 fn block(buf: &mut Vec<u8>, job: JobId, at: u64, entry: &Entry) {
@@ -217,6 +326,7 @@ fn block(buf: &mut Vec<u8>, job: JobId, at: u64, entry: &Entry) {
             )
         }
         Entry::Aborted => format!("{}Job was aborted.\n\tvia condor_rm\n", head("009")),
+        Entry::Released => format!("{}Job was released.\n\tvia pilotq release\n", head("013")),
         Entry::Held { reason } => format!(
             "{}Job was held.\n\t{reason}\n\tCode 0 Subcode 0\n",
             head("012")

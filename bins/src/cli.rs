@@ -37,6 +37,13 @@ pub enum Command {
     Q(QArgs),
     /// Remove jobs: C, C.P, or --all (like condor_rm). Running jobs are killed.
     Rm(RmArgs),
+    /// Release held jobs: C, C.P, or --all (like condor_release). A job held
+    /// because its output could not be written has it written again and
+    /// completes; any other held job runs again.
+    Release(RmArgs),
+    /// Print the output the master kept for a job held because its output
+    /// file could not be written (--stderr: its error file).
+    Output(OutputArgs),
     /// Counts of jobs and holders.
     Status(StatusArgs),
     /// Read a journal: every event, in order.
@@ -131,8 +138,19 @@ pub struct MasterArgs {
     /// `exec "$@"`. It is shipped to workers like an executable.
     #[arg(long, value_name = "PATH")]
     pub job_wrapper: Option<PathBuf>,
+    /// Refuse new submissions while the journal's filesystem has less free
+    /// space than this (bytes, or with K, M, G: 512M, 2G; 0: no floor).
+    /// Running work goes on. A master started below it writes nothing, not
+    /// even its start marker, until space returns, then resumes by itself.
+    /// Default: 1 GiB, or 5 % of the filesystem if that is smaller.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_free_disk: Option<u64>,
     #[command(flatten)]
     pub secret: SecretOpts,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    pilotq_actors::master::disk::parse_size(s)
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -163,6 +181,12 @@ pub struct ForemanArgs {
     /// foreman's queue.
     #[arg(long, default_value_t = 60.0)]
     pub lease: f64,
+    /// Take no new jobs from the master while the foreman's journal has less
+    /// free space than this (bytes, or with K, M, G; 0: no floor); its
+    /// running jobs go on. Default: 1 GiB, or 5 % of the filesystem if that
+    /// is smaller.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_free_disk: Option<u64>,
     #[command(flatten)]
     pub secret: SecretOpts,
 }
@@ -278,11 +302,22 @@ pub struct QArgs {
 pub struct RmArgs {
     #[command(flatten)]
     pub client: ClientOpts,
-    /// Remove every job.
+    /// Every job.
     #[arg(long, short = 'a')]
     pub all: bool,
     /// Job or cluster ids (C.P or C).
     pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// The kept error file rather than the output file.
+    #[arg(long)]
+    pub stderr: bool,
+    /// The held job (C.P).
+    pub job: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,6 +1,6 @@
 //! Events: the only way the pilot table changes. Each is a fact that already
 //! happened, decided by the master against the table it had; `Table::apply`
-//! folds them. Variants are encoded by *name* (CRATES.md): never rename one;
+//! folds them. Variants are encoded by *name* (rmp-serde): never rename one;
 //! add new ones, and new fields with `#[serde(default)]`.
 
 use pilotq_wire::{ClusterId, JobId, JobSpec, Outcome};
@@ -54,9 +54,20 @@ pub enum Event {
         reason: String,
         at: u64,
     },
+    /// The job is Held. When the job had finished but its output could not
+    /// be put in place, `kept` holds its result (its output in `blobs`) until
+    /// the job is released (the files are written again, and it completes
+    /// with that result) or removed.
     JobHeld {
         job: JobId,
         reason: String,
+        at: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<Box<KeptOutput>>,
+    },
+    /// A held job without a kept result is Idle again (`pilotq release`).
+    JobReleased {
+        job: JobId,
         at: u64,
     },
     JobRemoved {
@@ -71,6 +82,10 @@ pub enum Event {
         attempt: u32,
         spec: Option<Box<JobSpec>>,
         at: u64,
+        /// The master's job wrapper for it, by hash: the foreman's workers
+        /// run it wrapped, exactly as the master's own would.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wrapper: Option<String>,
     },
     /// Attempt `attempt` of `job` is now held by `holder`: its first holder
     /// was lost and another (a foreman its worker failed over to) reported
@@ -100,12 +115,26 @@ impl Event {
             | Event::JobCompleted { at, .. }
             | Event::JobRequeued { at, .. }
             | Event::JobHeld { at, .. }
+            | Event::JobReleased { at, .. }
             | Event::JobRemoved { at, .. }
             | Event::JobAdopted { at, .. }
             | Event::JobMoved { at, .. }
             | Event::ClusterRemoved { at, .. } => *at,
         }
     }
+}
+
+/// A finished job's result that could not be put in place (its output file
+/// could not be written): kept until the job is released or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptOutput {
+    /// The attempt that produced it.
+    pub attempt: u32,
+    pub outcome: Outcome,
+    /// The job's stdout and stderr, by sha256 in the journal's `blobs` (absent
+    /// when the job has no such file).
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
 }
 
 /// What is stored under each sequence number.

@@ -32,7 +32,7 @@ pub mod writer;
 
 pub use counts::Counts;
 pub use error::JournalError;
-pub use event::{now_ms, Envelope, Event, FORMAT_VERSION};
+pub use event::{now_ms, Envelope, Event, KeptOutput, FORMAT_VERSION};
 pub use store::Store;
 pub use table::{Job, JobState, Table};
 pub use writer::{Done, Writer};

@@ -1,5 +1,6 @@
-//! The sled store, behind one module so it can be replaced (CRATES.md lists
-//! sled's open corruption reports; our crash tests are how we watch them).
+//! The sled store, behind one module so it can be replaced (sled 0.34 has
+//! open reports of corruption after unclean shutdown; our crash tests are how
+//! we watch them).
 //!
 //! Trees:
 //! - `events`: *segments* of consecutive events. Key: first ‖ last sequence
@@ -117,7 +118,7 @@ impl Store {
             .filter_map(Result::ok)
             .map(|k| {
                 let (first, last) = span_of(&k);
-                (last + 1 - first) as usize
+                span_len(first, last).unwrap_or(0) as usize
             })
             .sum()
     }
@@ -234,11 +235,18 @@ impl Store {
 
     /// Records (`Some`) or closes (`None`) the reclaim window, durably.
     pub fn set_reclaim_spent(&self, ms: Option<u64>) -> Result<(), JournalError> {
+        self.put_reclaim_spent(ms)?;
+        self.meta.flush()?;
+        Ok(())
+    }
+
+    /// Like [`Store::set_reclaim_spent`], durable with the next flush: the
+    /// writer's, so a master's lease tick never flushes on its own thread.
+    pub(crate) fn put_reclaim_spent(&self, ms: Option<u64>) -> Result<(), JournalError> {
         match ms {
             Some(t) => self.meta.insert(RECLAIM_SPENT, &t.to_be_bytes())?,
             None => self.meta.remove(RECLAIM_SPENT)?,
         };
-        self.meta.flush()?;
         Ok(())
     }
 
@@ -255,16 +263,24 @@ impl Store {
         Ok(())
     }
 
-    /// Every result still owed to the master.
-    pub fn forwards(&self) -> Result<Vec<pilotq_wire::JobResult>, JournalError> {
-        self.forward
-            .iter()
-            .values()
-            .map(|v| {
-                let v = v?;
-                rmp_serde::from_slice(&v).map_err(|e| JournalError::Storage(e.to_string()))
-            })
-            .collect()
+    /// Every result still owed to the master, read entry by entry: an entry
+    /// that cannot be read or decoded is reported in `bad` (with its key)
+    /// and the others are still returned, so one bad entry never costs the
+    /// rest their delivery (those jobs would otherwise run again).
+    pub fn forwards(&self) -> Forwards {
+        let mut out = Forwards::default();
+        for entry in self.forward.iter() {
+            match entry {
+                Err(e) => out.bad.push(format!("unreadable entry: {e}")),
+                Ok((k, v)) => match rmp_serde::from_slice(&v) {
+                    Ok(r) => out.results.push(r),
+                    Err(e) => out
+                        .bad
+                        .push(format!("entry {} does not decode: {e}", hex_key(&k))),
+                },
+            }
+        }
+        out
     }
 
     pub fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, JournalError> {
@@ -274,6 +290,17 @@ impl Store {
     pub fn has_blob(&self, hash: &str) -> Result<bool, JournalError> {
         Ok(self.blobs.contains_key(hash.as_bytes())?)
     }
+}
+
+/// The `forward` tree as read: results owed, and what could not be read.
+#[derive(Debug, Default)]
+pub struct Forwards {
+    pub results: Vec<pilotq_wire::JobResult>,
+    pub bad: Vec<String>,
+}
+
+fn hex_key(k: &[u8]) -> String {
+    k.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn forward_key(job: pilotq_wire::JobId, attempt: u32) -> [u8; 16] {
@@ -310,6 +337,13 @@ pub fn span_of(key: &[u8]) -> (u64, u64) {
     }
 }
 
+/// How many events `first..=last` spans; `None` for a key that is not a
+/// span (last before first, or all of u64): a corrupt key, never wrapped
+/// into a plausible count.
+pub fn span_len(first: u64, last: u64) -> Option<u64> {
+    last.checked_sub(first)?.checked_add(1)
+}
+
 /// Decodes a stored entry into its envelopes: a segment (msgpack array) or a
 /// format-1 single envelope (msgpack map). Checks that it holds exactly the
 /// events its key says, and refuses a format newer than ours.
@@ -322,7 +356,7 @@ pub fn decode_segment(first: u64, last: u64, bytes: &[u8]) -> Result<Vec<Envelop
         seq: first,
         reason: format!("segment {first}..={last}: {e}"),
     })?;
-    if envs.len() as u64 != last + 1 - first {
+    if Some(envs.len() as u64) != span_len(first, last) {
         return Err(JournalError::Corrupt {
             seq: first,
             reason: format!("segment {first}..={last} holds {} events", envs.len()),

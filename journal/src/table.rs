@@ -14,7 +14,7 @@
 //! record until they run.
 
 use crate::counts::Counts;
-use crate::event::Event;
+use crate::event::{Event, KeptOutput};
 use pilotq_wire::{ClusterId, JobId, JobSpec, JobStatus, Outcome, Resources};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
@@ -40,6 +40,10 @@ pub enum JobState {
     Removed,
     Held {
         reason: String,
+        /// A finished attempt's result whose output could not be put in
+        /// place; released, the job completes with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<Box<KeptOutput>>,
     },
 }
 
@@ -107,6 +111,10 @@ pub struct Cluster {
     /// exist (no implied ones); `count` is one past the highest.
     #[serde(default)]
     adopted: bool,
+    /// On a foreman: the master's job wrapper (by hash) its jobs of this
+    /// cluster were last adopted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapper: Option<String>,
 }
 
 impl Cluster {
@@ -115,7 +123,11 @@ impl Cluster {
         if self.removed_at.is_some() {
             0
         } else {
-            self.count - self.next_fresh - self.ahead
+            // Never below zero while the cluster's invariants hold; a
+            // wrapped count would have dispatch chase jobs that do not exist.
+            self.count
+                .saturating_sub(self.next_fresh)
+                .saturating_sub(self.ahead)
         }
     }
 
@@ -265,6 +277,7 @@ impl Table {
                     removed_at: None,
                     requeued: BTreeSet::new(),
                     adopted: false,
+                    wrapper: None,
                 };
                 self.counts.idle += u64::from(*count);
                 self.clusters.insert(*cluster, c);
@@ -307,8 +320,8 @@ impl Table {
                             started_at: *at,
                         };
                         j.entered_at = *at;
-                        self.counts.idle -= 1;
-                        self.counts.running += 1;
+                        self.counts.sub(JobStatus::Idle);
+                        self.counts.add(JobStatus::Running);
                     }
                 }
             }
@@ -318,7 +331,11 @@ impl Table {
                 outcome,
                 at,
             } => {
-                if self.current_attempt(*job) == Some(*attempt) {
+                let completes = self.current_attempt(*job) == Some(*attempt)
+                    || self
+                        .kept_output(*job)
+                        .is_some_and(|k| k.attempt == *attempt);
+                if completes {
                     self.leave(
                         *job,
                         JobState::Completed {
@@ -344,20 +361,46 @@ impl Table {
                 attempt,
                 spec,
                 at,
-            } => self.adopt(*job, *attempt, spec.as_deref(), *at),
+                wrapper,
+            } => {
+                self.adopt(*job, *attempt, spec.as_deref(), *at);
+                if let (Some(c), Some(w)) = (self.clusters.get_mut(&job.cluster), wrapper) {
+                    if c.adopted {
+                        c.wrapper = Some(w.clone());
+                    }
+                }
+            }
             Event::JobMoved {
                 job,
                 attempt,
                 holder,
                 ..
             } => self.move_to(*job, *attempt, holder),
-            Event::JobHeld { job, reason, at } => self.settle(
+            Event::JobHeld {
+                job,
+                reason,
+                at,
+                kept,
+            } => self.settle(
                 *job,
                 JobState::Held {
                     reason: reason.clone(),
+                    kept: kept.clone(),
                 },
                 *at,
             ),
+            Event::JobReleased { job, at } => {
+                let held_bare = self
+                    .job_mut(*job)
+                    .is_some_and(|j| matches!(j.state, JobState::Held { kept: None, .. }));
+                if held_bare {
+                    self.leave(*job, JobState::Idle, *at);
+                    if let Some(c) = self.clusters.get_mut(&job.cluster) {
+                        c.requeued.insert(job.proc);
+                    }
+                    self.refresh_index(job.cluster);
+                }
+            }
             Event::JobRemoved { job, at } => self.settle(*job, JobState::Removed, *at),
             Event::ClusterRemoved { cluster, at } => {
                 let Some(c) = self.clusters.get(cluster) else {
@@ -385,7 +428,7 @@ impl Table {
                 let c = self.clusters.get_mut(cluster).expect("checked above");
                 let fresh = u64::from(c.fresh_idle());
                 c.removed_at = Some(*at);
-                self.counts.idle -= fresh;
+                self.counts.idle = self.counts.idle.saturating_sub(fresh);
                 self.counts.removed += fresh;
                 self.refresh_index(*cluster);
             }
@@ -421,6 +464,12 @@ impl Table {
     /// master's attempt. A newer attempt of a job it had replaces the old
     /// one; the same or an older attempt changes nothing.
     fn adopt(&mut self, job: JobId, attempt: u32, spec: Option<&JobSpec>, at: u64) {
+        // Process u32::MAX cannot be adopted: the cluster's count, one past
+        // its highest process, would not fit (a wire value, so refused here
+        // rather than wrapped).
+        let Some(end) = job.proc.checked_add(1) else {
+            return;
+        };
         if attempt == 0 {
             return;
         }
@@ -439,6 +488,7 @@ impl Table {
                     removed_at: None,
                     requeued: BTreeSet::new(),
                     adopted: true,
+                    wrapper: None,
                 },
             );
         }
@@ -454,7 +504,7 @@ impl Table {
                 pinned: 0,
             });
             // Only records exist: nothing implied between or after them.
-            c.count = c.count.max(job.proc + 1);
+            c.count = c.count.max(end);
             c.next_fresh = c.count;
             self.counts.idle += 1;
         } else {
@@ -505,6 +555,15 @@ impl Table {
         self.counts.add(to.status());
     }
 
+    /// The result kept with a job held because its output could not be put
+    /// in place.
+    pub fn kept_output(&self, job: JobId) -> Option<&KeptOutput> {
+        match &self.clusters.get(&job.cluster)?.jobs.get(&job.proc)?.state {
+            JobState::Held { kept: Some(k), .. } => Some(k),
+            _ => None,
+        }
+    }
+
     fn job_mut(&mut self, job: JobId) -> Option<&mut Job> {
         self.clusters.get_mut(&job.cluster)?.jobs.get_mut(&job.proc)
     }
@@ -538,7 +597,7 @@ impl Table {
                 .collect();
             let fresh = u64::from(c.fresh_idle());
             let removed_implied = if c.removed_at.is_some() && !c.adopted {
-                u64::from(c.count - c.jobs.len() as u32)
+                u64::from(c.count).saturating_sub(c.jobs.len() as u64)
             } else {
                 0
             };
@@ -795,6 +854,7 @@ mod tests {
                 job,
                 reason: "attempts spent".into(),
                 at: AT + 5,
+                kept: None,
             },
         );
     }
@@ -1066,6 +1126,7 @@ mod tests {
                     job,
                     reason: "?".into(),
                     at: 9,
+                    kept: None,
                 },
             );
             apply_ignored(&mut t, Event::JobRemoved { job, at: 9 });
@@ -1108,6 +1169,7 @@ mod tests {
                 job: j,
                 reason: "no".into(),
                 at: 10,
+                kept: None,
             },
         );
         hold(&mut t, JobId::new(1, 1));
@@ -1117,6 +1179,7 @@ mod tests {
                 job: JobId::new(1, 1),
                 reason: "again".into(),
                 at: 10,
+                kept: None,
             },
         );
         apply_ignored(
@@ -1272,6 +1335,7 @@ mod tests {
                 attempt,
                 spec: with_spec.then(|| spec(0, 1)),
                 at: AT,
+                wrapper: None,
             });
             t.check_indexes().unwrap();
         };

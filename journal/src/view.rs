@@ -75,7 +75,7 @@ fn view_of(c: &Cluster, id: JobId, state: JobState, attempts: u32, entered_at: u
         signal,
         holder: state.out_on().map(|(h, _)| h.to_string()),
         hold_reason: match &state {
-            JobState::Held { reason } => Some(reason.clone()),
+            JobState::Held { reason, .. } => Some(reason.clone()),
             _ => None,
         },
         owner: spec.owner.clone(),

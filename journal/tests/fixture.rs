@@ -149,6 +149,7 @@ fn script() -> Vec<Option<Vec<Event>>> {
             job: job(1, 2),
             reason: "failed to start: exec format error".into(),
             at: T0 + 132_000,
+            kept: None,
         }]),
         Some(vec![Event::JobRemoved {
             job: job(1, 4),

@@ -178,6 +178,7 @@ impl<'a> Master<'a> {
                 job,
                 reason: format!("holder lost {attempt} times"),
                 at,
+                kept: None,
             }
         } else {
             Event::JobRequeued {
@@ -296,6 +297,7 @@ impl<'a> Master<'a> {
                     job: *i.get(&holdable),
                     reason: format!("held at {at}"),
                     at,
+                    kept: None,
                 }]
             }
             Op::RemoveJob(i) => {

@@ -256,6 +256,9 @@ impl Reader {
             Event::JobAdopted { .. } => self.adopted = true,
             // Neither changes which attempt is current.
             Event::JobMoved { .. } | Event::MasterStarted { .. } => {}
+            // A released job ran before it was held: its run, if it runs
+            // again, is not a recorded one.
+            Event::JobReleased { .. } => {}
         }
     }
 

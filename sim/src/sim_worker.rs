@@ -238,6 +238,7 @@ impl Worker {
                     started_at: r.started_ms,
                 },
                 spec: None,
+                wrapper: None,
             })
             .collect();
         holdings.extend(self.queue.iter().map(|q| Holding {
@@ -245,12 +246,14 @@ impl Worker {
             attempt: q.attempt,
             state: HoldingState::Queued,
             spec: None,
+            wrapper: None,
         }));
         holdings.extend(self.results.values().map(|r| Holding {
             job: r.job,
             attempt: r.attempt,
             state: HoldingState::ResultFollows,
             spec: None,
+            wrapper: None,
         }));
         framed
             .send(ToMaster::Register {

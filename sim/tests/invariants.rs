@@ -324,6 +324,7 @@ fn a_job_held_with_a_reason_is_no_failure() {
                 job: job(p),
                 reason: "failed to start on worker-1: no such file".into(),
                 at: T0 + 10,
+                kept: None,
             }]
         } else {
             ran(p, 1, code_of(p))
@@ -345,6 +346,7 @@ fn a_job_held_without_a_reason_is_a_failure() {
                 job: job(p),
                 reason: "  ".into(),
                 at: T0 + 10,
+                kept: None,
             }]
         } else {
             ran(p, 1, code_of(p))

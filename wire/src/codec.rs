@@ -6,9 +6,11 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio_util::codec::{Decoder, Encoder};
 
-/// 16 MiB, the default largest frame (DESIGN.md, Wire).
+/// 16 MiB, the default largest frame (ARCHITECTURE.md, Wire).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,9 +25,36 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// Largest frame a peer may send before its handshake completes: a `Hello`
+/// (a name of at most 256 bytes) or a `Proof` fits many times over, and 60,000
+/// unauthenticated connections cannot make the master reserve 16 MiB each.
+pub const PRE_HANDSHAKE_MAX_FRAME: usize = 4 * 1024;
+
+/// The largest frame a decoder accepts, shared with its owner so that it can
+/// be raised once the peer has authenticated (see [`PRE_HANDSHAKE_MAX_FRAME`]).
+#[derive(Debug, Clone)]
+pub struct FrameLimit(Arc<AtomicUsize>);
+
+impl FrameLimit {
+    pub fn new(max: usize) -> FrameLimit {
+        FrameLimit(Arc::new(AtomicUsize::new(max)))
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, max: usize) {
+        self.0.store(max, Ordering::Relaxed)
+    }
+}
+
 /// Decodes `In` frames and encodes `Out` frames.
 #[derive(Debug)]
 pub struct FrameCodec<In, Out> {
+    /// For frames decoded.
+    limit: FrameLimit,
+    /// For frames encoded.
     max: usize,
     _p: PhantomData<fn(Out) -> In>,
 }
@@ -33,6 +62,7 @@ pub struct FrameCodec<In, Out> {
 impl<In, Out> Clone for FrameCodec<In, Out> {
     fn clone(&self) -> Self {
         FrameCodec {
+            limit: self.limit.clone(),
             max: self.max,
             _p: PhantomData,
         }
@@ -41,7 +71,14 @@ impl<In, Out> Clone for FrameCodec<In, Out> {
 
 impl<In, Out> FrameCodec<In, Out> {
     pub fn new(max: usize) -> Self {
+        Self::with_limit(max, FrameLimit::new(max))
+    }
+
+    /// Encodes frames up to `max`; decodes frames up to what `limit` says
+    /// at the time.
+    pub fn with_limit(max: usize, limit: FrameLimit) -> Self {
         FrameCodec {
+            limit,
             max,
             _p: PhantomData,
         }
@@ -68,8 +105,9 @@ impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
             return Ok(None);
         }
         let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-        if len > self.max {
-            return Err(FrameError::TooLarge { len, max: self.max });
+        let max = self.limit.get();
+        if len > max {
+            return Err(FrameError::TooLarge { len, max });
         }
         if src.len() < 4 + len {
             src.reserve(4 + len - src.len());

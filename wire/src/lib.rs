@@ -15,7 +15,7 @@
 //! | [`status`] | `JobStatus`, HTCondor's numeric job states as clients see them |
 //! | [`time_format`] | dates as HTCondor prints them (UTC) |
 //!
-//! Encoding rule (see CRATES.md): everything is msgpack with field names
+//! Encoding rule: everything is msgpack with field names
 //! (`rmp_serde::to_vec_named`) so that a field added later with
 //! `#[serde(default)]` stays readable in both directions.
 
@@ -29,7 +29,7 @@ pub mod resources;
 pub mod status;
 pub mod time_format;
 
-pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME};
+pub use codec::{FrameCodec, FrameError, FrameLimit, DEFAULT_MAX_FRAME, PRE_HANDSHAKE_MAX_FRAME};
 pub use handshake::{Hello, Role, Secret, PROTOCOL_VERSION};
 pub use ids::{ClusterId, JobId, ParseIdError};
 pub use job_spec::JobSpec;

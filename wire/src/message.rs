@@ -51,6 +51,11 @@ pub enum ToMaster {
     Drain,
     Started(Vec<Started>),
     Finished(Vec<JobResult>),
+    /// An executable (or job wrapper) by hash: a foreman that adopted a job
+    /// from a worker that failed over to it asks its master for the bytes.
+    FetchBlob {
+        hash: String,
+    },
 
     // --- clients ---
     Submit {
@@ -69,6 +74,19 @@ pub enum ToMaster {
         selectors: Vec<Selector>,
     },
     Status,
+    /// Held jobs go on: one whose result was kept (its output could not be
+    /// written) has its files written again and completes; any other is
+    /// Idle again.
+    Release {
+        selectors: Vec<Selector>,
+    },
+    /// The stdout (or stderr) kept with a held job whose output could not be
+    /// written.
+    KeptOutput {
+        job: JobId,
+        #[serde(default)]
+        stderr: bool,
+    },
 }
 
 fn one() -> u32 {
@@ -109,6 +127,24 @@ pub enum FromMaster {
         jobs: u64,
     },
     Status(MasterStatus),
+    /// Answer to `FetchBlob`: `None` if the master does not have it.
+    Blob {
+        hash: String,
+        #[serde(with = "serde_bytes", default)]
+        bytes: Option<Vec<u8>>,
+    },
+    /// Answer to `Release`: how many held jobs went on, and why any selected
+    /// job did not (one line each, at most a few).
+    Released {
+        jobs: u64,
+        #[serde(default)]
+        problems: Vec<String>,
+    },
+    /// Answer to `KeptOutput`.
+    Output {
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

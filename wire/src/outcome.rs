@@ -51,6 +51,9 @@ pub struct Holding {
     /// hand out the job (its worker failed over to it) adopts it from this.
     #[serde(default)]
     pub spec: Option<Box<crate::JobSpec>>,
+    /// The job wrapper it was dispatched with, by hash (with `spec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapper: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

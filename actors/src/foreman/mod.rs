@@ -1,4 +1,4 @@
-//! The foreman: a local queue between the master and its workers (DESIGN.md).
+//! The foreman: a local queue between the master and its workers.
 //!
 //! A foreman is a [`Master`] with its own journal, serving its workers, plus
 //! an [`Upstream`] actor that is one holder (role Foreman) at the real master,
@@ -29,6 +29,8 @@ pub enum Up {
     Started(Vec<Started>),
     Finished(Vec<JobResult>),
     Capacity(Resources),
+    /// Ask the master for an executable by hash.
+    FetchBlob(String),
 }
 
 /// Tells the local master where to send [`Up`] messages.
@@ -55,6 +57,19 @@ pub struct ForUpstream;
 pub struct Registration {
     pub holdings: Vec<Holding>,
     pub capacity: Resources,
+    /// Executables asked of the master and not yet received: asked again.
+    pub fetching: Vec<String>,
+    /// Why the local queue cannot take work now (it started below its disk
+    /// floor): the link does not register until it can.
+    pub paused: Option<String>,
+}
+
+/// The master's answer to a `FetchBlob`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BlobFetched {
+    pub hash: String,
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// Results still owed to the master.

@@ -4,7 +4,7 @@
 //! back to the local journal. It reconnects with backoff, failing over across
 //! its upstreams like a worker, and never stops the local queue meanwhile.
 
-use super::{Adopt, ForUpstream, Forwarded, Forwards, Up, UpstreamKill};
+use super::{Adopt, BlobFetched, ForUpstream, Forwarded, Forwards, Up, UpstreamKill};
 use crate::backoff::Backoff;
 use crate::connect::{connect_holder, split_link};
 use crate::master::Master;
@@ -22,8 +22,8 @@ pub struct UpstreamConfig {
     pub secret: Option<Secret>,
     pub max_frame: usize,
     pub heartbeat: Duration,
-    /// Jobs held as a multiple of the workers' resources (DESIGN.md: a
-    /// foreman pulls at most free slots × depth).
+    /// Jobs held as a multiple of the workers' resources (a foreman pulls
+    /// at most free slots × depth).
     pub depth: u32,
     /// Offered upstream: the master sends it only jobs whose tags it has.
     pub tags: Vec<String>,
@@ -100,6 +100,9 @@ impl Upstream {
             .map_err(|e| e.to_string())?;
             // What it holds, taken after the handshake: as fresh as it can be.
             let reg = master.send(ForUpstream).await.map_err(|e| e.to_string())?;
+            if let Some(why) = &reg.paused {
+                return Err(format!("the local queue is paused ({why})"));
+            }
             Ok::<_, String>((framed, lease, reg))
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
@@ -124,6 +127,9 @@ impl Upstream {
                 max_jobs: 0,
                 tags: act.cfg.tags.clone(),
             });
+            for hash in reg.fetching {
+                outbox.deliver(ToMaster::FetchBlob { hash });
+            }
             act.outbox = Some(outbox);
             act.backoff.reset();
             // Results still owed follow the registration (including any that
@@ -181,6 +187,9 @@ impl Handler<Incoming> for Upstream {
             Some(Ok(FromMaster::Kill(k))) => self.master.do_send(UpstreamKill(k)),
             Some(Ok(FromMaster::Ack(a))) => self.master.do_send(Forwarded(a)),
             Some(Ok(FromMaster::Drained)) => {}
+            Some(Ok(FromMaster::Blob { hash, bytes })) => {
+                self.master.do_send(BlobFetched { hash, bytes })
+            }
             Some(Ok(FromMaster::Error { message })) => {
                 self.lost(ctx, &format!("master said: {message}"))
             }
@@ -212,6 +221,12 @@ impl Handler<Up> for Upstream {
                 }
             }
             Up::Finished(r) => self.send_results(r),
+            // Asked again at the next registration if the link is down.
+            Up::FetchBlob(hash) => {
+                if let Some(ob) = &self.outbox {
+                    ob.deliver(ToMaster::FetchBlob { hash });
+                }
+            }
         }
     }
 }

@@ -90,6 +90,13 @@ impl Master {
         if count == 0 {
             return refuse("nothing to submit: count is 0".into());
         }
+        // Looked at afresh: space may have gone since the last tick.
+        self.low_disk = self.disk.check().err();
+        if let Some(why) = &self.low_disk {
+            return refuse(format!(
+                "submission refused: {why}; running jobs go on, and submissions are taken again once space returns"
+            ));
+        }
         if count > self.cfg.max_submit {
             return refuse(format!(
                 "submission of {count} jobs exceeds this master's maximum of {} per submission",
@@ -108,7 +115,10 @@ impl Master {
         }
         // Every job asks for at least one core: dispatch relies on it.
         spec.request.cores = spec.request.cores.max(1);
-        let cluster = ClusterId(self.table.last_cluster().0 + 1);
+        let Some(next) = self.table.last_cluster().0.checked_add(1) else {
+            return refuse("this journal has used every cluster id".into());
+        };
+        let cluster = ClusterId(next);
         self.remember_blob(hash.clone(), executable.clone());
         let blobs = match self.store.has_blob(&hash) {
             Ok(true) => vec![],

@@ -32,7 +32,7 @@ impl Master {
             return;
         }
         // Already applied by the plan; hand them to the journal only.
-        self.commit_applied(events, vec![], move || deliver(deliveries));
+        self.commit_applied(events, vec![], vec![], move || deliver(deliveries));
     }
 
     /// Picks idle jobs for the named holders (those connected and with room),
@@ -86,6 +86,25 @@ impl Master {
             }
             let mut assignments = Vec::with_capacity(picks.len());
             for job in picks {
+                let (exe_hash, cluster_wrapper) = {
+                    let c = self.table.cluster(job.cluster).expect("picked from it");
+                    (c.spec.executable.clone(), c.wrapper.clone())
+                };
+                // A foreman dispatches nothing whose executable or wrapper it
+                // lacks (a job adopted from a worker that failed over to it):
+                // it asks its master and dispatches once the bytes are here.
+                if self.upstream.is_some() {
+                    let missing: Vec<String> = std::iter::once(exe_hash.clone())
+                        .chain(cluster_wrapper.clone())
+                        .filter(|h| !self.has_blob_here(h))
+                        .collect();
+                    if !missing.is_empty() {
+                        for h in &missing {
+                            self.fetch_blob(h);
+                        }
+                        continue;
+                    }
+                }
                 // A foreman dispatches its master's attempt (attempts hold end
                 // to end); a master, the next one.
                 let attempt = match self.table.job(job) {
@@ -130,7 +149,7 @@ impl Master {
                     let h = self.holders.get_mut(name).expect("listed");
                     h.specs_sent.insert(job.cluster);
                 }
-                let (wrapper, wrapper_bytes) = self.wrapper_for(name);
+                let (wrapper, wrapper_bytes) = self.wrapper_for(name, cluster_wrapper);
                 assignments.push(Assignment {
                     wrapper,
                     wrapper_bytes,
@@ -144,14 +163,40 @@ impl Master {
         }
     }
 
-    /// The job wrapper's hash, and its bytes if this connection lacks them.
-    fn wrapper_for(&mut self, name: &str) -> (Option<String>, Option<Vec<u8>>) {
-        let Some((hash, bytes)) = &self.wrapper else {
-            return (None, None);
+    /// The job wrapper's hash, and its bytes if this connection lacks them:
+    /// on a foreman, the one its master adopted the job's cluster with; on a
+    /// master, its own `--job-wrapper`. So a job runs wrapped on every path.
+    fn wrapper_for(
+        &mut self,
+        name: &str,
+        adopted: Option<String>,
+    ) -> (Option<String>, Option<Vec<u8>>) {
+        let hash = match (adopted, &self.wrapper) {
+            (Some(h), _) => h,
+            (None, Some((h, _))) => h.clone(),
+            (None, None) => return (None, None),
         };
         let h = self.holders.get_mut(name).expect("listed");
-        let send = h.blobs_sent.insert(hash.clone());
-        (Some(hash.clone()), send.then(|| bytes.clone()))
+        if !h.blobs_sent.insert(hash.clone()) {
+            return (Some(hash), None);
+        }
+        let bytes = match &self.wrapper {
+            Some((own, bytes)) if *own == hash => Some(bytes.clone()),
+            _ => self.blob(&hash),
+        };
+        if bytes.is_none() {
+            // Not sent after all: the next dispatch tries again.
+            if let Some(h) = self.holders.get_mut(name) {
+                h.blobs_sent.remove(&hash);
+            }
+            tracing::error!(%hash, "job wrapper missing from the journal's blobs");
+        }
+        (Some(hash), bytes)
+    }
+
+    /// Whether an executable's bytes are here (memory or journal).
+    fn has_blob_here(&self, hash: &str) -> bool {
+        self.blobs.contains_key(hash) || self.store.has_blob(hash).unwrap_or(false)
     }
 
     /// An executable's bytes: from memory if submitted recently (its write

@@ -1,19 +1,16 @@
-//! Workers and foremen: registration (and reclaim after a restart), started
-//! and finished reports, heartbeats and leases.
+//! Workers and foremen: registration (and reclaim after a restart), start
+//! reports, heartbeats and leases. Results are in `outputs.rs`.
 //!
 //! Attempts decide everything: a report for any attempt but the job's current
-//! one is refused, and its holder told to kill and drop it. A result is
-//! acknowledged only once its event is durable; a holder resends what was not
-//! acknowledged, and a duplicate (an attempt already completed) is simply
-//! acknowledged again.
+//! one is refused, and its holder told (once that is durable) to kill and
+//! drop it.
 
 use super::{HolderRt, Master};
-use crate::files::WriteJobFiles;
 use crate::outbox::Outbox;
 use actix::prelude::*;
 use pilotq_journal::{now_ms, Event, JobState};
 use pilotq_wire::message::{Attempt, Started};
-use pilotq_wire::{FromMaster, Holding, HoldingState, JobId, JobResult, Outcome, Resources, Role};
+use pilotq_wire::{FromMaster, Holding, HoldingState, JobId, Resources, Role};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -127,11 +124,11 @@ impl Master {
         }
     }
 
+    /// Durable with the journal's next flush, on its thread: a lease tick
+    /// never flushes sled on the master's.
     fn record_reclaim(&self, spent: Option<Duration>) {
         let ms = spent.map(|d| d.as_millis().min(u64::MAX as u128) as u64);
-        if let Err(e) = self.store.set_reclaim_spent(ms) {
-            tracing::warn!("cannot record the reclaim window: {e}");
-        }
+        self.writer.record_reclaim(ms);
     }
 
     /// Whether `conn` is the live connection of holder `name`; refreshes its lease.
@@ -200,11 +197,20 @@ impl Master {
                 && matches!(h.state, HoldingState::Queued | HoldingState::Running { .. });
             if adoptable {
                 let at = now_ms();
+                // Its executable and wrapper come from the master, for when
+                // it runs anywhere but on the worker that brought it.
+                if let Some(spec) = &h.spec {
+                    self.fetch_blob(&spec.executable);
+                }
+                if let Some(w) = &h.wrapper {
+                    self.fetch_blob(w);
+                }
                 events.push(Event::JobAdopted {
                     job: h.job,
                     attempt: h.attempt,
                     spec: h.spec,
                     at,
+                    wrapper: h.wrapper,
                 });
                 events.push(Event::JobDispatched {
                     job: h.job,
@@ -260,12 +266,16 @@ impl Master {
         for job in lost {
             events.extend(self.requeue_or_hold(job, "holder no longer has the job", now));
         }
-        if !kills.is_empty() {
-            outbox.deliver(FromMaster::Kill(kills));
-        }
-        self.commit(events, vec![], || {});
+        // Kills go out once the state that makes those attempts stale is
+        // durable (it may still be in flight: a requeue a moment ago).
+        let kill_ob = outbox.clone();
+        self.commit(events, vec![], move || {
+            if !kills.is_empty() {
+                kill_ob.deliver(FromMaster::Kill(kills));
+            }
+        });
         if !results.is_empty() {
-            self.on_finished_from(&name, outbox, results);
+            self.on_results(ctx, &name, outbox, results);
         }
         self.report_capacity();
         self.schedule_dispatch(ctx);
@@ -330,134 +340,42 @@ impl Master {
                 });
             }
         }
-        if !kills.is_empty() {
-            if let Some(ob) = self.outbox_of(name) {
-                ob.deliver(FromMaster::Kill(kills));
-            }
-        }
         if !events.is_empty() {
             self.commit(events, vec![], || {});
         }
-    }
-
-    pub(crate) fn on_finished(&mut self, name: &str, conn: u64, results: Vec<JobResult>) {
-        if !self.touch(name, conn) {
-            return;
-        }
-        let Some(ob) = self.outbox_of(name) else {
-            return;
-        };
-        self.on_finished_from(name, ob, results);
-    }
-
-    /// Results from `name`. The completion is applied and journaled at once
-    /// (so the table never shows a finished job still running); once it is
-    /// durable the job's output and error files are written, and only then
-    /// is the result acknowledged. A crash in between loses nothing: the
-    /// holder resends the unacknowledged result, and a result for the attempt
-    /// that already completed the job gets its files written again.
-    fn on_finished_from(&mut self, name: &str, ob: Outbox<FromMaster>, results: Vec<JobResult>) {
-        let now = now_ms();
-        let mut events = Vec::new();
-        let mut acks = Vec::new();
-        let mut files = Vec::new();
-        // On a foreman: results for the master, instead of job files.
-        let mut up = Vec::new();
-        let foreman = self.upstream.is_some();
-        for r in results {
-            acks.push(Attempt {
-                job: r.job,
-                attempt: r.attempt,
-            });
-            // A foreman passes up results of jobs it never had (its worker
-            // failed over to it with them): its master decides.
-            if foreman && self.table.job(r.job).is_none() {
-                up.push(r);
-                continue;
-            }
-            let current = self.claim(name, r.job, r.attempt);
-            if !current && !self.completed_by(r.job, r.attempt) {
-                continue; // stale or unknown: the holder may forget it
-            }
-            if foreman {
-                if current {
-                    up.push(r.clone());
-                }
-            } else if let Some(c) = self.table.cluster(r.job.cluster) {
-                let spec = &c.spec;
-                if spec.output.is_some() || spec.error.is_some() {
-                    files.push(WriteJobFiles {
-                        stdout: spec.output_path(r.job).map(|p| (p, r.stdout.clone())),
-                        stderr: spec.error_path(r.job).map(|p| (p, r.stderr.clone())),
-                    });
-                }
-            }
-            if current {
-                // A job that ran and ended before its start was reported (the
-                // worker folds the start into the result): it still started,
-                // and job event logs want 001 before 005.
-                let ran = !matches!(r.outcome, Outcome::FailedToStart { .. });
-                if ran && matches!(self.state_of(r.job), Some(JobState::Assigned { .. })) {
-                    events.push(Event::JobStarted {
-                        job: r.job,
-                        attempt: r.attempt,
-                        at: r.started_at,
-                    });
-                }
-                events.push(match r.outcome {
-                    Outcome::FailedToStart { reason } => Event::JobHeld {
-                        job: r.job,
-                        reason: format!("failed to start on {name}: {reason}"),
-                        at: now,
-                    },
-                    outcome => Event::JobCompleted {
-                        job: r.job,
-                        attempt: r.attempt,
-                        outcome,
-                        at: r.ended_at.max(1),
-                    },
+        if !kills.is_empty() {
+            if let Some(ob) = self.outbox_of(name) {
+                // Once what makes them stale is durable.
+                self.after_durable(move || {
+                    ob.deliver(FromMaster::Kill(kills));
                 });
             }
         }
-        if acks.is_empty() {
-            return;
-        }
-        // The freed resources are refilled in the same journal append as the
-        // results: one flush per round trip instead of two.
-        let logs = crate::user_log::entries_for(&self.table, &events, &self.host);
-        for e in &events {
-            self.table.apply(e);
-        }
-        let (mut dispatched, deliveries) = self.plan_dispatch(vec![name.to_string()]);
-        events.append(&mut dispatched);
-        let writer = self.files.clone();
-        // Kept before the append, so its flush makes them durable together.
-        self.keep_for_upstream(&up);
-        let upstream = self.upstream.clone();
-        self.commit_applied(events, logs, move || {
-            super::dispatch::deliver(deliveries);
-            if let (Some(u), false) = (upstream, up.is_empty()) {
-                u.do_send(crate::foreman::Up::Finished(up));
-            }
-            let ack = move || {
-                ob.deliver(FromMaster::Ack(acks));
-            };
-            if files.is_empty() {
-                ack();
-            } else {
-                // One message per result batch, and batches are bounded by
-                // what was dispatched, so the file writers' queue is too.
-                writer.do_send(WriteJobFiles::batch(files, Box::new(ack)));
-            }
-        });
     }
 
-    /// Whether `attempt` is the one that completed `job` (a result resent
-    /// after a crash, or after its acknowledgement was lost).
+    /// Whether `attempt` is the one that completed `job` (a late report, or
+    /// a result resent after its acknowledgement was lost).
     fn completed_by(&self, job: JobId, attempt: u32) -> bool {
         self.table.job(job).is_some_and(|r| {
             matches!(r.job.state, JobState::Completed { .. }) && r.job.attempts == attempt
         })
+    }
+
+    /// A holder asks for an executable by hash (a foreman that adopted a job
+    /// from a worker that failed over to it). Read off this thread.
+    pub(crate) fn on_fetch_blob(&mut self, ob: Outbox<FromMaster>, hash: String) {
+        if let Some(bytes) = self.blobs.get(&hash).cloned() {
+            ob.deliver(FromMaster::Blob {
+                hash,
+                bytes: Some(bytes),
+            });
+            return;
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = store.blob(&hash).ok().flatten();
+            ob.deliver(FromMaster::Blob { hash, bytes });
+        });
     }
 
     /// Requeues (or, with its attempts spent, holds) every job of holders
@@ -509,6 +427,7 @@ impl Master {
                 job,
                 reason: format!("{why}; {} attempts spent", r.job.attempts),
                 at: now,
+                kept: None,
             }
         } else {
             Event::JobRequeued {
@@ -524,21 +443,11 @@ impl Master {
     /// it, or the attempt's holder is gone (not connected) and `holder` now
     /// has it — a worker that failed over to another foreman, which reports
     /// it. Then the job is moved to `holder` (journaled first, in order).
-    fn claim(&mut self, holder: &str, job: JobId, attempt: u32) -> bool {
+    pub(crate) fn claim(&mut self, holder: &str, job: JobId, attempt: u32) -> bool {
         if self.is_current(holder, job, attempt) {
             return true;
         }
-        let owner_gone = match self
-            .table
-            .job(job)
-            .and_then(|r| r.job.state.out_on().map(|(h, a)| (h.clone(), a)))
-        {
-            Some((owner, a)) if a == attempt => {
-                self.holders.get(&*owner).is_none_or(|h| h.outbox.is_none())
-            }
-            _ => false,
-        };
-        if !owner_gone {
+        if !self.claimable(holder, job, attempt) {
             return false;
         }
         tracing::info!(%job, attempt, to = %holder, "attempt reported by another holder; moved to it");
@@ -549,8 +458,23 @@ impl Master {
             at: now_ms(),
         };
         self.table.apply(&e);
-        self.commit_applied(vec![e], vec![], || {});
+        self.commit_applied(vec![e], vec![], vec![], || {});
         true
+    }
+
+    /// Whether [`Master::claim`] would grant `holder` the attempt (without
+    /// moving it).
+    pub(crate) fn claimable(&self, holder: &str, job: JobId, attempt: u32) -> bool {
+        if self.is_current(holder, job, attempt) {
+            return true;
+        }
+        match self.table.job(job).and_then(|r| r.job.state.out_on()) {
+            Some((owner, a)) if a == attempt => self
+                .holders
+                .get(&**owner)
+                .is_none_or(|h| h.outbox.is_none()),
+            _ => false,
+        }
     }
 
     fn is_current(&self, holder: &str, job: JobId, attempt: u32) -> bool {
@@ -565,7 +489,7 @@ impl Master {
             .unwrap_or(false)
     }
 
-    fn state_of(&self, job: JobId) -> Option<&JobState> {
+    pub(crate) fn state_of(&self, job: JobId) -> Option<&JobState> {
         self.table.job(job).map(|r| &r.job.state)
     }
 

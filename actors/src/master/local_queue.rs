@@ -5,15 +5,21 @@
 
 use super::Master;
 use crate::foreman::{
-    Adopt, ForUpstream, Forwarded, Forwards, Registration, SetUpstream, Up, UpstreamKill,
+    Adopt, BlobFetched, ForUpstream, Forwarded, Forwards, Registration, SetUpstream, Up,
+    UpstreamKill,
 };
 use actix::prelude::*;
 use pilotq_journal::{now_ms, Event, JobState};
 use pilotq_wire::{Holding, HoldingState, JobId, JobResult, Resources, Selector};
 
 impl Master {
-    /// What this foreman offers upstream: its connected workers' resources.
+    /// What this foreman offers upstream: its connected workers' resources;
+    /// nothing while its journal's disk is below its floor (adopting jobs is
+    /// what grows a foreman's journal; the jobs it has run on).
     fn offered(&self) -> Resources {
+        if self.low_disk.is_some() {
+            return Resources::default();
+        }
         self.holders
             .values()
             .filter(|h| h.outbox.is_some() && !h.draining)
@@ -56,18 +62,45 @@ impl Master {
                     state,
                     // Our master has the spec: it handed us the job.
                     spec: None,
+                    wrapper: None,
                 });
             }
         }
-        for r in self.store.forwards().unwrap_or_default() {
+        for r in self.owed_results() {
             out.push(Holding {
                 job: r.job,
                 attempt: r.attempt,
                 state: HoldingState::ResultFollows,
                 spec: None,
+                wrapper: None,
             });
         }
         out
+    }
+
+    /// Results still owed to the master. An entry that cannot be read is
+    /// reported and skipped; the others still go up.
+    fn owed_results(&self) -> Vec<JobResult> {
+        let f = self.store.forwards();
+        for bad in &f.bad {
+            tracing::error!("a result kept for the master cannot be read and is skipped: {bad}");
+        }
+        f.results
+    }
+
+    /// On a foreman: asks the master for an executable (or job wrapper) this
+    /// foreman lacks, once; it is stored when it comes (`BlobFetched`), and
+    /// asked again at the next registration if the link drops meanwhile.
+    pub(crate) fn fetch_blob(&mut self, hash: &str) {
+        let Some(up) = &self.upstream else { return };
+        if self.blobs.contains_key(hash)
+            || self.fetching.contains(hash)
+            || self.store.has_blob(hash).unwrap_or(false)
+        {
+            return;
+        }
+        self.fetching.insert(hash.to_string());
+        up.do_send(Up::FetchBlob(hash.to_string()));
     }
 
     /// Results go up through the forward tree (durable with the completion's
@@ -100,6 +133,8 @@ impl Handler<ForUpstream> for Master {
         Registration {
             holdings: self.holdings(),
             capacity,
+            fetching: self.fetching.iter().cloned().collect(),
+            paused: self.paused.clone(),
         }
     }
 }
@@ -108,7 +143,31 @@ impl Handler<Forwards> for Master {
     type Result = MessageResult<Forwards>;
 
     fn handle(&mut self, _m: Forwards, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.store.forwards().unwrap_or_default())
+        MessageResult(self.owed_results())
+    }
+}
+
+impl Handler<BlobFetched> for Master {
+    type Result = ();
+
+    /// Stores a fetched executable (checked against its hash) and runs what
+    /// waited for it.
+    fn handle(&mut self, m: BlobFetched, ctx: &mut Context<Self>) {
+        if !self.fetching.remove(&m.hash) {
+            return;
+        }
+        let Some(bytes) = m.bytes else {
+            tracing::error!(hash = %m.hash, "the master does not have an executable this foreman needs");
+            return;
+        };
+        let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if got != m.hash {
+            tracing::error!(hash = %m.hash, %got, "the master sent bytes that do not match the executable's hash; dropped");
+            return;
+        }
+        self.remember_blob(m.hash.clone(), bytes.clone());
+        self.commit(vec![], vec![(m.hash, bytes)], || {});
+        self.schedule_dispatch(ctx);
     }
 }
 
@@ -136,6 +195,17 @@ impl Handler<Adopt> for Master {
         let mut fresh: std::collections::HashMap<pilotq_wire::ClusterId, String> =
             Default::default();
         for a in m.0 {
+            if let Some(w) = &a.wrapper {
+                match &a.wrapper_bytes {
+                    Some(bytes) => {
+                        if !self.store.has_blob(w).unwrap_or(false) {
+                            blobs.push((w.clone(), bytes.clone()));
+                        }
+                        self.remember_blob(w.clone(), bytes.clone());
+                    }
+                    None => self.fetch_blob(w),
+                }
+            }
             let known = fresh.get(&a.job.cluster).cloned();
             let hash = match (&a.spec, self.table.cluster(a.job.cluster), known) {
                 (Some(s), _, _) => {
@@ -160,6 +230,7 @@ impl Handler<Adopt> for Master {
                 attempt: a.attempt,
                 spec: a.spec.map(Box::new),
                 at,
+                wrapper: a.wrapper,
             });
         }
         if !events.is_empty() {

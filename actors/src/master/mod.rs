@@ -1,7 +1,7 @@
 //! The master: owns the pilot table and its journal.
 //!
 //! Every handler follows *decide → append → apply → reply*, with one
-//! departure from DESIGN.md's wording: the events are applied to the
+//! refinement (ARCHITECTURE.md): the events are applied to the
 //! in-memory table when they are handed to the journal writer, not when they
 //! are durable, and everything anyone outside can see (replies, dispatches,
 //! kills, acks, even query answers) waits for durability. So the next
@@ -11,25 +11,42 @@
 //! process exits: its memory is ahead of the disk, and a restart replays what
 //! is durable.
 //!
+//! ## The rule for everything that leaves the master
+//! **Nothing leaves the master before the state that justifies it is
+//! durable.** Every `deliver` to a peer (a reply, a `Dispatch`, a `Kill`, an
+//! `Ack`, `Drained`, a query chunk) and every message up from a foreman runs
+//! inside the completion of a `commit` or of `after_durable`, never straight
+//! from a handler: the table may hold decisions still in flight to the disk,
+//! and a crash must not leave a peer acting on one that never happened (a
+//! job killed, then replayed as running and run again). A result's output
+//! files are written before its completion is even journaled (`outputs.rs`).
+//! The only frames sent at once are refusals that reveal no state (a bad
+//! request, a paused master) and the handshake.
+//!
 //! | file | concern |
 //! |---|---|
 //! | `mod.rs` | the actor, its messages, start-up (replay), commit, snapshots, shutdown |
-//! | `holders.rs` | workers and foremen: register, started, finished, leases |
+//! | `holders.rs` | workers and foremen: register, started, leases |
+//! | `outputs.rs` | results: output files put in place, then completion, then ack; held outputs; release |
 //! | `clients.rs` | submit, query, remove, status |
 //! | `dispatch.rs` | handing idle jobs to holders with free resources |
+//! | `disk.rs` | the journal's free space against `--min-free-disk` |
 //! | `local_queue.rs` | as a foreman's local queue: adopt, relay up, report capacity |
 
 mod clients;
+pub mod disk;
 mod dispatch;
 mod holders;
 mod local_queue;
+mod outputs;
 
 use crate::config::MasterConfig;
-use crate::files::{AppendUserLog, JobFiles};
+use crate::files::JobFiles;
 use crate::outbox::Outbox;
 use crate::session::{Session, SessionSettings};
-use crate::user_log;
+use crate::user_log::{self, AppendUserLog, RetryUserLogs, UserLogWriter};
 use actix::prelude::*;
+use disk::DiskFloor;
 use pilotq_journal::{replay, snapshot, Event, JournalError, Store, Table, Writer};
 use pilotq_wire::message::Started;
 use pilotq_wire::{FromMaster, Resources, Role, ToMaster};
@@ -93,7 +110,21 @@ pub struct Master {
     pub(crate) files: Addr<JobFiles>,
     /// Job event logs, on one thread of their own: a job's events must reach
     /// its log in order.
-    user_logs: Addr<JobFiles>,
+    user_logs: Addr<UserLogWriter>,
+    /// The journal's free space against `--min-free-disk`.
+    pub(crate) disk: DiskFloor,
+    /// Why submissions are refused: the journal's filesystem is below its
+    /// floor (checked every second and at each submission).
+    pub(crate) low_disk: Option<String>,
+    /// Set when this start found the disk below its floor: nothing is
+    /// written (not even `MasterStarted`) until space returns, and every
+    /// request that would write is refused with this reason (see `disk`).
+    pub(crate) paused: Option<String>,
+    /// Results whose files are being put in place, with the connections
+    /// whose copies of them arrived meanwhile (acknowledged after the first).
+    pub(crate) placing: HashMap<(pilotq_wire::JobId, u32), Vec<Outbox<FromMaster>>>,
+    /// On a foreman: executables asked of the master, not yet here.
+    pub(crate) fetching: HashSet<String>,
     /// The job wrapper (`--job-wrapper`): its hash and bytes.
     pub(crate) wrapper: Option<(String, Vec<u8>)>,
     /// On a foreman: where start reports, results and capacity go.
@@ -159,6 +190,13 @@ impl Master {
                 Some((hash, bytes))
             }
         };
+        let disk = DiskFloor::new(&cfg.journal, cfg.min_free_disk).map_err(|e| {
+            StartError::Other(format!(
+                "cannot read the free space of {}: {e}",
+                cfg.journal.display()
+            ))
+        })?;
+        let paused = disk.check().err();
         let writer = Writer::start(r.store.clone(), r.next_seq, 65_536);
         let files = SyncArbiter::start(2, || JobFiles);
         let settings = SessionSettings {
@@ -177,7 +215,12 @@ impl Master {
             writer,
             holders: HashMap::new(),
             files,
-            user_logs: SyncArbiter::start(1, || JobFiles),
+            user_logs: SyncArbiter::start(1, UserLogWriter::default),
+            low_disk: paused.clone(),
+            paused,
+            disk,
+            placing: HashMap::new(),
+            fetching: HashSet::new(),
             wrapper,
             upstream: None,
             capacity_sent: None,
@@ -187,7 +230,9 @@ impl Master {
             dispatch_scheduled: false,
             reclaim: None,
         };
-        master.adopt_orphans();
+        if master.paused.is_none() {
+            master.adopt_orphans();
+        }
         let addr_m = master.start();
         let m = addr_m.clone();
         actix::spawn(async move {
@@ -225,10 +270,11 @@ impl Master {
     pub(crate) fn commit_applied(
         &mut self,
         events: Vec<Event>,
+        blobs: Vec<(String, Vec<u8>)>,
         logs: Vec<user_log::Write1>,
         then: impl FnOnce() + Send + 'static,
     ) {
-        self.append(events, vec![], logs, then);
+        self.append(events, blobs, logs, then);
     }
 
     fn append(
@@ -318,6 +364,57 @@ impl Master {
     }
 }
 
+/// How often the journal's free space is looked at (and failed job event
+/// log appends retried).
+const DISK_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Master {
+    /// The post-mortem marker of a start, once the master may write.
+    fn mark_start(&mut self) {
+        let name = self.cfg.name.clone();
+        self.commit(
+            vec![Event::MasterStarted {
+                name,
+                at: pilotq_journal::now_ms(),
+            }],
+            vec![],
+            || {},
+        );
+    }
+
+    /// Looks at the free space: refuses or accepts submissions, and resumes a
+    /// start that found the disk full once space has returned.
+    fn disk_tick(&mut self, ctx: &mut Context<Self>) {
+        self.user_logs.do_send(RetryUserLogs);
+        let low = self.disk.check().err();
+        if self.paused.is_some() {
+            if low.is_none() {
+                tracing::info!("the journal's filesystem is above its floor again: resuming");
+                self.paused = None;
+                self.low_disk = None;
+                self.adopt_orphans();
+                self.mark_start();
+                self.report_capacity();
+                self.schedule_dispatch(ctx);
+            }
+            return;
+        }
+        match (&self.low_disk, &low) {
+            (None, Some(why)) => {
+                tracing::warn!("{why}: refusing new submissions; running work goes on")
+            }
+            (Some(_), None) => {
+                tracing::info!(
+                    "the journal's filesystem is above its floor again: accepting submissions"
+                )
+            }
+            _ => {}
+        }
+        self.low_disk = low;
+        self.report_capacity();
+    }
+}
+
 fn durable_or_die(r: Result<u64, JournalError>, then: impl FnOnce()) {
     match r {
         Ok(_) => then(),
@@ -336,17 +433,19 @@ impl Actor for Master {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
-        let name = self.cfg.name.clone();
-        self.commit(
-            vec![Event::MasterStarted {
-                name,
-                at: pilotq_journal::now_ms(),
-            }],
-            vec![],
-            || {},
-        );
+        match &self.paused {
+            None => self.mark_start(),
+            Some(why) => tracing::warn!(
+                "{why}: this master writes nothing until space returns; it answers queries and refuses submissions and holders meanwhile"
+            ),
+        }
         let tick = (self.cfg.heartbeat / 2).max(std::time::Duration::from_millis(200));
-        ctx.run_interval(tick, |act, ctx| act.check_leases(ctx));
+        ctx.run_interval(tick, |act, ctx| {
+            if act.paused.is_none() {
+                act.check_leases(ctx)
+            }
+        });
+        ctx.run_interval(DISK_TICK, |act, ctx| act.disk_tick(ctx));
         if self.cfg.secret.is_none() {
             tracing::warn!("no password file given: this master accepts any peer that connects");
         }
@@ -364,6 +463,26 @@ impl Handler<FromSession> for Master {
             outbox,
             msg,
         } = req;
+        if let Some(why) = &self.paused {
+            // Started below the disk floor: nothing that would write is taken.
+            let writes = !matches!(
+                msg,
+                ToMaster::Query { .. }
+                    | ToMaster::Status
+                    | ToMaster::KeptOutput { .. }
+                    | ToMaster::FetchBlob { .. }
+            );
+            if writes {
+                outbox.deliver(FromMaster::Error {
+                    message: format!("master paused: {why}; try again when space returns"),
+                });
+                if matches!(msg, ToMaster::Register { .. }) {
+                    // A holder retries with its backoff; its jobs run on.
+                    outbox.closed.cancel();
+                }
+                return;
+            }
+        }
         match (role, msg) {
             (
                 Role::Worker | Role::Foreman,
@@ -392,7 +511,12 @@ impl Handler<FromSession> for Master {
             }
             (Role::Worker | Role::Foreman, ToMaster::Started(s)) => self.on_started(&name, conn, s),
             (Role::Worker | Role::Foreman, ToMaster::Finished(r)) => {
-                self.on_finished(&name, conn, r)
+                self.on_finished(ctx, &name, conn, r)
+            }
+            (Role::Worker | Role::Foreman, ToMaster::FetchBlob { hash }) => {
+                if self.touch(&name, conn) {
+                    self.on_fetch_blob(outbox, hash)
+                }
             }
             (
                 _,
@@ -405,6 +529,8 @@ impl Handler<FromSession> for Master {
             (_, ToMaster::Query { selectors }) => self.on_query(ctx, outbox, selectors),
             (_, ToMaster::Remove { selectors }) => self.on_remove(outbox, selectors),
             (_, ToMaster::Status) => self.on_status(outbox),
+            (_, ToMaster::Release { selectors }) => self.on_release(ctx, outbox, selectors),
+            (_, ToMaster::KeptOutput { job, stderr }) => self.on_kept_output(outbox, job, stderr),
             (role, other) => {
                 let what: String = format!("{other:?}").chars().take(40).collect();
                 outbox.deliver(FromMaster::Error {
@@ -436,7 +562,10 @@ impl Handler<Shutdown> for Master {
     /// Stores a snapshot and flushes the journal; the caller then stops the
     /// system (or the process).
     fn handle(&mut self, _m: Shutdown, _ctx: &mut Context<Self>) {
-        self.snapshot();
+        // A paused master has nothing new to store, and no room to store it.
+        if self.paused.is_none() {
+            self.snapshot();
+        }
         self.writer.shutdown();
         tracing::info!("journal flushed and closed");
     }

@@ -105,6 +105,7 @@ impl Worker {
             job: *job,
             attempt: r.attempt,
             spec: Some(Box::new((*r.spec).clone())),
+            wrapper: r.wrapper.clone(),
             state: HoldingState::Running {
                 started_at: r.started_at,
             },
@@ -113,12 +114,14 @@ impl Worker {
             job: q.job,
             attempt: q.attempt,
             spec: Some(Box::new((*q.spec).clone())),
+            wrapper: q.wrapper.clone(),
             state: HoldingState::Queued,
         });
         let done = self.results.values().map(|r| Holding {
             job: r.job,
             attempt: r.attempt,
             spec: None,
+            wrapper: None,
             state: HoldingState::ResultFollows,
         });
         running.chain(queued).chain(done).collect()

@@ -64,6 +64,7 @@ struct RunningJob {
     request: Resources,
     /// Reported with the holdings, for a foreman that must adopt the job.
     spec: Arc<JobSpec>,
+    wrapper: Option<String>,
 }
 
 pub struct Worker {
@@ -268,6 +269,7 @@ impl Worker {
                     started_at,
                     request: a.spec.request,
                     spec: a.spec.clone(),
+                    wrapper: a.wrapper.clone(),
                 },
             );
             if pgid.is_some() {

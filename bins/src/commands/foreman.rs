@@ -16,6 +16,7 @@ pub fn run(a: ForemanArgs) -> Result<i32> {
     cfg.secret = secret.clone();
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
     cfg.lease = seconds("lease", a.lease)?;
+    cfg.min_free_disk = a.min_free_disk;
     let upstreams: Vec<String> = a
         .master
         .split(',')

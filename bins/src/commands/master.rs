@@ -19,6 +19,7 @@ pub fn run(a: MasterArgs) -> Result<i32> {
     cfg.snapshot_every = a.snapshot_every.max(1);
     cfg.max_frame = a.max_frame;
     cfg.job_wrapper = a.job_wrapper;
+    cfg.min_free_disk = a.min_free_disk;
     let journal = a.journal.display().to_string();
     let sys = actix::System::new();
     sys.block_on(async move {

@@ -5,7 +5,9 @@ pub mod foreman;
 pub mod journal;
 pub mod master;
 pub mod ops;
+pub mod output;
 pub mod q;
+pub mod release;
 pub mod rm;
 pub mod sim;
 pub mod status;
@@ -24,6 +26,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Submit(a) => submit::run(a),
         Command::Q(a) => q::run(a),
         Command::Rm(a) => rm::run(a),
+        Command::Release(a) => release::run(a),
+        Command::Output(a) => output::run(a),
         Command::Status(a) => status::run(a),
         Command::Journal {
             command: JournalCommand::Dump { journal, json },

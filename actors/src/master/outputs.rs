@@ -1,0 +1,439 @@
+//! Results, and the outputs that are part of their commit.
+//!
+//! A result that completes its job goes through three steps, in this order:
+//! 1. its `output` and `error` files are put in place (written, synced,
+//!    renamed, their directory synced: `crate::files`), off the master's
+//!    thread;
+//! 2. its completion is journaled (with the dispatches that refill the freed
+//!    slots, in the same flush);
+//! 3. once that is durable, it is acknowledged, and the holder forgets it.
+//!
+//! A crash anywhere in between loses nothing: the holder resends what was
+//! not acknowledged, the files are put in place again (whole, by rename), and
+//! a result for the attempt that already completed the job is simply
+//! acknowledged again. If a file cannot be written (a read-only or full
+//! filesystem, a missing mount) the job is **Held** with a reason that names
+//! the path and the OS error, and its result — output included — is kept in
+//! the journal (`JobHeld.kept`, the bytes in `blobs`) and acknowledged: the
+//! holder may forget it. `pilotq output` prints what was kept, and `pilotq
+//! release` writes the files again and, if they now go in, completes the job
+//! with its result (a job held for any other reason is Idle again).
+//!
+//! On a foreman there are no files: results go into the `forward` tree and up
+//! to its master (`local_queue.rs`).
+
+use super::Master;
+use crate::files::{self, PlaceOutputs, Placed, Targets};
+use crate::outbox::Outbox;
+use actix::prelude::*;
+use pilotq_journal::{now_ms, Event, JobState, KeptOutput};
+use pilotq_wire::message::Attempt;
+use pilotq_wire::{FromMaster, JobId, JobResult, JobStatus, Outcome, Selector};
+use sha2::{Digest, Sha256};
+
+/// A holder's results whose files were put in place (or could not be).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct OutputsPlaced {
+    name: String,
+    ob: Outbox<FromMaster>,
+    results: Vec<JobResult>,
+    placed: Placed,
+}
+
+impl Handler<OutputsPlaced> for Master {
+    type Result = ();
+
+    fn handle(&mut self, m: OutputsPlaced, _ctx: &mut Context<Self>) {
+        crate::failpoint::hit("results-files-written");
+        let mut waiting = Vec::new();
+        for r in &m.results {
+            if let Some(w) = self.placing.remove(&(r.job, r.attempt)) {
+                waiting.extend(w.into_iter().map(|ob| (ob, r.job, r.attempt)));
+            }
+        }
+        self.settle_results(&m.name, m.ob, m.results, Some(m.placed));
+        // Copies that arrived while the files were written: acknowledged
+        // with the original (their attempt is now completed or held).
+        for (ob, job, attempt) in waiting {
+            self.after_durable(move || {
+                ob.deliver(FromMaster::Ack(vec![Attempt { job, attempt }]));
+            });
+        }
+    }
+}
+
+/// Held jobs whose kept output was written again (or not).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct KeptPlaced {
+    ob: Outbox<FromMaster>,
+    released: u64,
+    problems: Vec<String>,
+    jobs: Vec<(JobId, u32, Outcome)>,
+    placed: Placed,
+}
+
+impl Handler<KeptPlaced> for Master {
+    type Result = ();
+
+    fn handle(&mut self, m: KeptPlaced, _ctx: &mut Context<Self>) {
+        let KeptPlaced {
+            ob,
+            mut released,
+            mut problems,
+            jobs,
+            placed,
+        } = m;
+        let at = now_ms();
+        let mut events = Vec::new();
+        for ((job, attempt, outcome), p) in jobs.into_iter().zip(placed) {
+            // Still held with that result? (It may have been removed since.)
+            if self
+                .table
+                .kept_output(job)
+                .is_none_or(|k| k.attempt != attempt)
+            {
+                continue;
+            }
+            match p {
+                Ok(()) => {
+                    released += 1;
+                    events.push(Event::JobCompleted {
+                        job,
+                        attempt,
+                        outcome,
+                        at,
+                    });
+                }
+                Err(e) => problems.push(format!("{job}: still held: {e}")),
+            }
+        }
+        self.commit(events, vec![], move || {
+            ob.deliver(FromMaster::Released {
+                jobs: released,
+                problems,
+            });
+        });
+    }
+}
+
+impl Master {
+    pub(crate) fn on_finished(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: &str,
+        conn: u64,
+        results: Vec<JobResult>,
+    ) {
+        if !self.touch(name, conn) {
+            return;
+        }
+        let Some(ob) = self.outbox_of(name) else {
+            return;
+        };
+        self.on_results(ctx, name, ob, results);
+    }
+
+    /// Results from `name`: those that complete their job have their files
+    /// put in place first, then all of them are settled together.
+    pub(crate) fn on_results(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: &str,
+        ob: Outbox<FromMaster>,
+        results: Vec<JobResult>,
+    ) {
+        // A copy of a result whose files are being written waits for it (one
+        // waiter per connection, so a holder cannot grow this by resending).
+        let mut fresh = Vec::with_capacity(results.len());
+        for r in results {
+            match self.placing.get_mut(&(r.job, r.attempt)) {
+                Some(waiting) => {
+                    if !waiting.iter().any(|o| o.conn == ob.conn) {
+                        waiting.push(ob.clone());
+                    }
+                }
+                None => fresh.push(r),
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let targets: Vec<Targets> = fresh.iter().map(|r| self.targets_of(name, r)).collect();
+        if !targets.iter().any(Targets::any) {
+            return self.settle_results(name, ob, fresh, None);
+        }
+        for (r, t) in fresh.iter().zip(&targets) {
+            if t.any() {
+                self.placing.insert((r.job, r.attempt), Vec::new());
+            }
+        }
+        let me = ctx.address();
+        let name = name.to_string();
+        // One message per result frame, and results are bounded by what was
+        // dispatched (copies wait above), so the file threads' queue is too.
+        self.files.do_send(PlaceOutputs {
+            results: fresh,
+            targets,
+            then: Box::new(move |results, placed| {
+                me.do_send(OutputsPlaced {
+                    name,
+                    ob,
+                    results,
+                    placed,
+                })
+            }),
+        });
+    }
+
+    /// Where a result's files go: only for a result that would complete its
+    /// job here (a master's, for the job's current attempt, that ran).
+    fn targets_of(&self, name: &str, r: &JobResult) -> Targets {
+        if self.upstream.is_some()
+            || matches!(r.outcome, Outcome::FailedToStart { .. })
+            || !self.claimable(name, r.job, r.attempt)
+        {
+            return Targets::default();
+        }
+        match self.table.cluster(r.job.cluster) {
+            Some(c) => Targets {
+                stdout: c.spec.output_path(r.job),
+                stderr: c.spec.error_path(r.job),
+            },
+            None => Targets::default(),
+        }
+    }
+
+    /// Journals what `results` decide and acknowledges them once durable.
+    /// `placed`: for each result, whether its files went in (absent: none
+    /// were needed). The completion is applied at once (so the table never
+    /// shows a finished job still running).
+    fn settle_results(
+        &mut self,
+        name: &str,
+        ob: Outbox<FromMaster>,
+        results: Vec<JobResult>,
+        placed: Option<Placed>,
+    ) {
+        let now = now_ms();
+        let mut events = Vec::new();
+        let mut blobs = Vec::new();
+        let mut acks = Vec::new();
+        // On a foreman: results for the master, instead of job files.
+        let mut up = Vec::new();
+        let foreman = self.upstream.is_some();
+        let placed = placed.unwrap_or_else(|| vec![Ok(()); results.len()]);
+        for (r, placed) in results.into_iter().zip(placed) {
+            acks.push(Attempt {
+                job: r.job,
+                attempt: r.attempt,
+            });
+            // A foreman passes up results of jobs it never had (its worker
+            // failed over to it with them): its master decides.
+            if foreman && self.table.job(r.job).is_none() {
+                up.push(r);
+                continue;
+            }
+            let current = self.claim(name, r.job, r.attempt);
+            if !current {
+                // Stale or unknown (the holder may forget it), or a copy of
+                // the result that already completed the job.
+                continue;
+            }
+            if foreman {
+                up.push(r.clone());
+            }
+            // A job that ran and ended before its start was reported (the
+            // worker folds the start into the result): it still started,
+            // and job event logs want 001 before 005.
+            let ran = !matches!(r.outcome, Outcome::FailedToStart { .. });
+            if ran && matches!(self.state_of(r.job), Some(JobState::Assigned { .. })) {
+                events.push(Event::JobStarted {
+                    job: r.job,
+                    attempt: r.attempt,
+                    at: r.started_at,
+                });
+            }
+            events.push(match (r.outcome, placed) {
+                (Outcome::FailedToStart { reason }, _) => Event::JobHeld {
+                    job: r.job,
+                    reason: format!("failed to start on {name}: {reason}"),
+                    at: now,
+                    kept: None,
+                },
+                (outcome, Ok(())) => Event::JobCompleted {
+                    job: r.job,
+                    attempt: r.attempt,
+                    outcome,
+                    at: r.ended_at.max(1),
+                },
+                (outcome, Err(why)) => {
+                    tracing::error!(job = %r.job, "output not written, job held with its result kept: {why}");
+                    let spec = self.table.cluster(r.job.cluster).map(|c| c.spec.clone());
+                    let mut keep = |has_file: bool, bytes: Vec<u8>| {
+                        has_file.then(|| {
+                            let hash = hex::encode(Sha256::digest(&bytes));
+                            blobs.push((hash.clone(), bytes));
+                            hash
+                        })
+                    };
+                    let kept = KeptOutput {
+                        attempt: r.attempt,
+                        outcome,
+                        stdout: keep(spec.as_ref().is_some_and(|s| s.output.is_some()), r.stdout),
+                        stderr: keep(spec.as_ref().is_some_and(|s| s.error.is_some()), r.stderr),
+                    };
+                    Event::JobHeld {
+                        job: r.job,
+                        reason: format!("{why}; the job's output is kept by the master: `pilotq output {}` shows it, `pilotq release {}` writes it again", r.job, r.job),
+                        at: now,
+                        kept: Some(Box::new(kept)),
+                    }
+                }
+            });
+        }
+        if acks.is_empty() {
+            return;
+        }
+        // The freed resources are refilled in the same journal append as the
+        // results: one flush per round trip instead of two.
+        let logs = crate::user_log::entries_for(&self.table, &events, &self.host);
+        for e in &events {
+            self.table.apply(e);
+        }
+        let (mut dispatched, deliveries) = self.plan_dispatch(vec![name.to_string()]);
+        events.append(&mut dispatched);
+        // Kept before the append, so its flush makes them durable together.
+        self.keep_for_upstream(&up);
+        let upstream = self.upstream.clone();
+        self.commit_applied(events, blobs, logs, move || {
+            super::dispatch::deliver(deliveries);
+            if let (Some(u), false) = (upstream, up.is_empty()) {
+                u.do_send(crate::foreman::Up::Finished(up));
+            }
+            crate::failpoint::hit("results-journaled");
+            ob.deliver(FromMaster::Ack(acks));
+        });
+    }
+
+    /// `pilotq release`: held jobs go on. One held with a kept result has its
+    /// files written again (off this thread) and completes with that result;
+    /// any other held job is Idle again. The answer comes once all of it is
+    /// durable.
+    pub(crate) fn on_release(
+        &mut self,
+        ctx: &mut Context<Self>,
+        ob: Outbox<FromMaster>,
+        selectors: Vec<Selector>,
+    ) {
+        if selectors.is_empty() {
+            ob.deliver(FromMaster::Released {
+                jobs: 0,
+                problems: vec![],
+            });
+            return;
+        }
+        let at = now_ms();
+        let mut bare = Vec::new();
+        let mut kept = Vec::new();
+        let mut problems = Vec::new();
+        for job in self.table.select(&selectors) {
+            let Some(r) = self.table.job(job) else {
+                continue;
+            };
+            if r.job.state.status() != JobStatus::Held {
+                if selectors.contains(&Selector::Job(job)) {
+                    problems.push(format!("{job}: not held"));
+                }
+                continue;
+            }
+            match self.table.kept_output(job) {
+                None => bare.push(Event::JobReleased { job, at }),
+                Some(k) => {
+                    let spec = &self.table.cluster(job.cluster).expect("has the job").spec;
+                    let targets = Targets {
+                        stdout: k.stdout.as_ref().and(spec.output_path(job)),
+                        stderr: k.stderr.as_ref().and(spec.error_path(job)),
+                    };
+                    kept.push((job, k.clone(), targets));
+                }
+            }
+        }
+        let released = bare.len() as u64;
+        if kept.is_empty() {
+            self.commit(bare, vec![], move || {
+                ob.deliver(FromMaster::Released {
+                    jobs: released,
+                    problems,
+                });
+            });
+            return;
+        }
+        self.commit(bare, vec![], || {});
+        // The kept bytes are read from the journal and written out on a
+        // blocking thread; `KeptPlaced` settles them here.
+        let store = self.store.clone();
+        let me = ctx.address();
+        tokio::task::spawn_blocking(move || {
+            let mut results = Vec::with_capacity(kept.len());
+            let mut targets = Vec::with_capacity(kept.len());
+            let mut jobs = Vec::with_capacity(kept.len());
+            for (job, k, t) in kept {
+                let read = |h: &Option<String>| -> Vec<u8> {
+                    h.as_deref()
+                        .and_then(|h| store.blob(h).ok().flatten())
+                        .unwrap_or_default()
+                };
+                results.push(JobResult {
+                    job,
+                    attempt: k.attempt,
+                    outcome: k.outcome.clone(),
+                    started_at: 0,
+                    ended_at: 0,
+                    stdout: read(&k.stdout),
+                    stderr: read(&k.stderr),
+                });
+                targets.push(t);
+                jobs.push((job, k.attempt, k.outcome));
+            }
+            let placed = files::place_all(&results, &targets);
+            me.do_send(KeptPlaced {
+                ob,
+                released,
+                problems,
+                jobs,
+                placed,
+            });
+        });
+    }
+
+    /// `pilotq output`: the stdout or stderr kept with a held job.
+    pub(crate) fn on_kept_output(&mut self, ob: Outbox<FromMaster>, job: JobId, stderr: bool) {
+        let refuse = |message: String| {
+            ob.deliver(FromMaster::Error { message });
+        };
+        let Some(k) = self.table.kept_output(job) else {
+            return refuse(format!(
+                "job {job} has no kept output (only a job held because its output could not be written has)"
+            ));
+        };
+        let which = if stderr { "error" } else { "output" };
+        let Some(hash) = (if stderr { &k.stderr } else { &k.stdout }).clone() else {
+            return refuse(format!("job {job} has no {which} file"));
+        };
+        let store = self.store.clone();
+        // Its `JobHeld` may still be on its way to the disk.
+        self.after_durable(move || {
+            match store.blob(&hash) {
+                Ok(Some(bytes)) => ob.deliver(FromMaster::Output { bytes }),
+                Ok(None) => ob.deliver(FromMaster::Error {
+                    message: format!("job {job}'s kept {which} is missing from the journal"),
+                }),
+                Err(e) => ob.deliver(FromMaster::Error {
+                    message: format!("cannot read job {job}'s kept {which}: {e}"),
+                }),
+            };
+        });
+    }
+}
