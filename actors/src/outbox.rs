@@ -2,7 +2,7 @@
 //! into the socket. Anyone holding an [`Outbox`] (the master's thread, the
 //! journal thread completing a group) may `deliver`; when the queue is full the
 //! peer is not reading fast enough, and the connection is cut rather than
-//! buffered without end (DESIGN.md, Bounds and back-pressure).
+//! buffered without end (ARCHITECTURE.md, Bounds and back-pressure).
 
 use futures::SinkExt;
 use pilotq_wire::FrameCodec;

@@ -340,6 +340,44 @@ fn block(buf: &mut Vec<u8>, job: JobId, at: u64, entry: &Entry) {
 mod tests {
     use super::*;
 
+    fn terminated(cluster: u64, proc: u32, template: &str) -> Write1 {
+        Write1 {
+            template: template.to_string(),
+            cluster: ClusterId(cluster),
+            procs: Procs::List(vec![proc]),
+            at: 1_795_319_360_000,
+            entry: Entry::Terminated {
+                outcome: Outcome::Exited { code: proc as i32 },
+            },
+        }
+    }
+
+    #[test]
+    fn an_append_that_fails_is_kept_in_order_and_written_once_it_can_be() {
+        let d = tempfile::tempdir().unwrap();
+        // The log's directory does not exist yet: the append fails.
+        let log = d.path().join("later/job.log");
+        let template = log.display().to_string();
+        let mut w = UserLogWriter::default();
+        for (path, bytes) in format_all(&[terminated(1, 0, &template)]) {
+            w.pending.entry(path).or_default().extend(bytes);
+        }
+        w.write_pending();
+        assert!(!log.exists());
+        assert_eq!(w.pending.len(), 1, "the failed append must be kept");
+        // A later entry for the same log queues behind it.
+        for (path, bytes) in format_all(&[terminated(1, 1, &template)]) {
+            w.pending.entry(path).or_default().extend(bytes);
+        }
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        w.write_pending();
+        assert!(w.pending.is_empty());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("005")).collect();
+        assert_eq!(heads.len(), 2, "{text}");
+        assert!(heads[0].contains("(001.000.000)") && heads[1].contains("(001.001.000)"));
+    }
+
     #[test]
     fn blocks_look_like_htcondors() {
         let mut buf = Vec::new();

@@ -19,10 +19,14 @@ mod common;
 
 use common::{free_port, rss_mb, rt, Proc};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pilotq");
+/// The binary under test: this build's, or `PILOTQ_BENCH_BIN` (another
+/// build's, to compare two in the same run on the same machine).
+fn bin() -> String {
+    std::env::var("PILOTQ_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pilotq").into())
+}
 
 fn master(journal: &Path, addr: &str, extra: &[&str]) -> Proc {
-    let mut c = Command::new(BIN)
+    let mut c = Command::new(bin())
         .args(["master", "--listen", addr, "--journal"])
         .arg(journal)
         .args(extra)
@@ -179,7 +183,19 @@ fn memory() {
 }
 
 fn throughput() {
-    println!("== /bin/true jobs through 2 workers of 2 cores");
+    throughput_with(false);
+    throughput_with(true);
+}
+
+/// `files`: every job has an output and an error file, so each completion
+/// also costs two files put in place (synced, renamed, directory synced).
+fn throughput_with(files: bool) {
+    let what = if files {
+        "with output and error files"
+    } else {
+        "without output files"
+    };
+    println!("== /bin/true jobs through 2 workers of 2 cores, {what}");
     let jobs: u32 = 20_000;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -188,7 +204,7 @@ fn throughput() {
     let workers: Vec<Proc> = (0..2)
         .map(|i| {
             Proc(
-                Command::new(BIN)
+                Command::new(bin())
                     .args([
                         "worker",
                         "--master",
@@ -212,8 +228,14 @@ fn throughput() {
         while c.status().await.unwrap().holders < 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let mut spec = spec(&exe);
+        if files {
+            let out = dir.path().join("out");
+            spec.output = Some(out.join("o.$(Process)").display().to_string());
+            spec.error = Some(out.join("e.$(Process)").display().to_string());
+        }
         let t0 = Instant::now();
-        c.submit(spec(&exe), jobs, exe.clone()).await.unwrap();
+        c.submit(spec, jobs, exe.clone()).await.unwrap();
         loop {
             let s = c.status().await.unwrap();
             if s.completed == u64::from(jobs) {

@@ -17,7 +17,7 @@
 //! | [`replay`] | open a journal and rebuild its table: snapshot + tail |
 //! | [`error`] | `JournalError` |
 //!
-//! The durability contract (DESIGN.md): nothing is acknowledged to anyone
+//! The durability contract (ARCHITECTURE.md): nothing is acknowledged to anyone
 //! before the writer's completion for its events has run.
 
 pub mod counts;

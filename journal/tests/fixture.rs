@@ -1,4 +1,4 @@
-//! Old journals stay readable (DESIGN.md): a journal written in each released
+//! Old journals stay readable (ARCHITECTURE.md): a journal written in each released
 //! format is checked in under `tests/fixtures/format-v<N>/`, and this test
 //! holds today's code to reading it and rebuilding exactly the table it held.
 //!

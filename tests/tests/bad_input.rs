@@ -164,9 +164,10 @@ fn an_oversized_frame_is_refused() {
     conn.send_raw(&(1u32 << 20).to_be_bytes()).unwrap();
     conn.send_raw(&[0x81; 512]).unwrap();
     let m = expect_refused(&mut conn, "1 MiB frame on a 64 KiB master");
+    // Before the handshake the limit is a few KiB, whatever --max-frame says.
     assert!(
-        m.contains("1048576") && m.contains("65536"),
-        "the error should say how large the frame was and the maximum: {m:?}"
+        m.contains("1048576") && m.contains("4096"),
+        "the error should say how large the frame was and the pre-handshake maximum: {m:?}"
     );
     // Also as the first frame after a good handshake.
     let mut conn = RawConn::connect(&c.addr());
@@ -184,6 +185,31 @@ fn an_oversized_frame_is_refused() {
     conn.send_raw(&(1u32 << 20).to_be_bytes()).unwrap();
     let m = expect_refused(&mut conn, "1 MiB frame after the handshake");
     assert!(m.contains("65536"), "{m:?}");
+    still_serving(&c, &before);
+}
+
+/// An unauthenticated peer cannot make the master reserve a large frame:
+/// before the handshake completes, 8 KiB is already too much (with the
+/// default 16 MiB maximum, 60,000 such connections could have cost 1 TB).
+#[test]
+fn before_the_handshake_only_small_frames_are_taken() {
+    let (c, before) = setup(MasterOpts::default());
+    let mut conn = RawConn::connect(&c.addr());
+    conn.send_raw(&(8u32 << 10).to_be_bytes()).unwrap();
+    conn.send_raw(&[0x81; 512]).unwrap();
+    let m = expect_refused(&mut conn, "8 KiB frame before the handshake");
+    assert!(m.contains("8192") && m.contains("4096"), "{m:?}");
+    // After Hello, still before the proof: the same.
+    let mut conn = RawConn::connect(&c.addr());
+    conn.send_msg(&hello(pilotq_wire::PROTOCOL_VERSION, Role::Client, "x"))
+        .unwrap();
+    match conn.read_msg(REPLY) {
+        Ok(FromMaster::Welcome(_)) => {}
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+    conn.send_raw(&(8u32 << 10).to_be_bytes()).unwrap();
+    let m = expect_refused(&mut conn, "8 KiB frame between Hello and Proof");
+    assert!(m.contains("4096"), "{m:?}");
     still_serving(&c, &before);
 }
 
