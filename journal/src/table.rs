@@ -381,14 +381,31 @@ impl Table {
                 reason,
                 at,
                 kept,
-            } => self.settle(
-                *job,
-                JobState::Held {
-                    reason: reason.clone(),
-                    kept: kept.clone(),
-                },
-                *at,
-            ),
+            } => {
+                // A held job's kept result that still cannot be written (a
+                // release that failed): the same result, a new reason.
+                if let Some(j) = self.job_mut(*job) {
+                    if let JobState::Held {
+                        reason: r,
+                        kept: Some(k),
+                    } = &mut j.state
+                    {
+                        if kept.as_ref() == Some(k) {
+                            *r = reason.clone();
+                            j.entered_at = *at;
+                        }
+                        return;
+                    }
+                }
+                self.settle(
+                    *job,
+                    JobState::Held {
+                        reason: reason.clone(),
+                        kept: kept.clone(),
+                    },
+                    *at,
+                )
+            }
             Event::JobReleased { job, at } => {
                 let held_bare = self
                     .job_mut(*job)
@@ -776,7 +793,18 @@ mod tests {
         if let Err(why) = t.check_indexes() {
             panic!("indexes wrong after {e:?}: {why}");
         }
-        let jobs: u64 = t.clusters().map(|(_, c)| u64::from(c.count)).sum();
+        // A foreman's (adopted) cluster has only its records; a master's
+        // has `count` jobs, implied or not.
+        let jobs: u64 = t
+            .clusters()
+            .map(|(_, c)| {
+                if c.adopted {
+                    c.jobs.len() as u64
+                } else {
+                    u64::from(c.count)
+                }
+            })
+            .sum();
         assert_eq!(t.counts().total(), jobs, "counts lost a job after {e:?}");
     }
 
@@ -1430,5 +1458,449 @@ mod tests {
             matches!(&r.job.state, JobState::Running { holder, attempt: 1, .. } if &**holder == "f2")
         );
         assert_eq!(t.counts().running, 1);
+    }
+
+    fn kept(attempt: u32, code: i32) -> Box<KeptOutput> {
+        Box::new(KeptOutput {
+            attempt,
+            outcome: Outcome::Exited { code },
+            stdout: Some("5".repeat(64)),
+            stderr: None,
+        })
+    }
+
+    fn hold_kept(t: &mut Table, job: JobId, k: Box<KeptOutput>) {
+        apply(
+            t,
+            Event::JobHeld {
+                job,
+                reason: "output not written: no space left on device".into(),
+                at: AT + 5,
+                kept: Some(k),
+            },
+        );
+    }
+
+    fn release(t: &mut Table, job: JobId) {
+        apply(t, Event::JobReleased { job, at: AT + 6 });
+    }
+
+    /// A finished job whose output could not be put in place is Held with
+    /// its result; only a completion of *that* attempt completes it, and a
+    /// release leaves it alone (its result is not thrown away).
+    #[test]
+    fn a_job_held_with_its_result_completes_with_that_attempt_only() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 3, 0, 1);
+        let job = JobId::new(1, 0);
+        dispatch(&mut t, job, 1, "w");
+        requeue(&mut t, job, 1);
+        dispatch(&mut t, job, 2, "w");
+        start(&mut t, job, 2);
+        assert_eq!(t.kept_output(job), None);
+        hold_kept(&mut t, job, kept(2, 7));
+        assert_eq!(t.kept_output(job), Some(&*kept(2, 7)));
+        assert_eq!(t.counts(), counts(2, 0, 0, 0, 1));
+        assert_eq!(t.jobs_on("w").count(), 0);
+        assert_eq!(t.current_attempt(job), None);
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [1, 2]);
+        let r = t.job(job).unwrap();
+        assert_eq!((r.job.attempts, r.entered_at), (2, AT + 5));
+        assert_eq!(
+            t.view(job).unwrap().hold_reason.as_deref(),
+            Some("output not written: no space left on device")
+        );
+
+        // Neither an earlier nor a later attempt completes it; a release, a
+        // second hold, a start or a dispatch change nothing either.
+        for attempt in [1, 3] {
+            apply_ignored(
+                &mut t,
+                Event::JobCompleted {
+                    job,
+                    attempt,
+                    outcome: Outcome::Exited { code: 0 },
+                    at: AT + 6,
+                },
+            );
+        }
+        apply_ignored(&mut t, Event::JobReleased { job, at: AT + 6 });
+        apply_ignored(
+            &mut t,
+            Event::JobHeld {
+                job,
+                reason: "again".into(),
+                at: AT + 6,
+                kept: Some(kept(3, 0)),
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobStarted {
+                job,
+                attempt: 2,
+                at: AT + 6,
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobDispatched {
+                job,
+                attempt: 3,
+                holder: "w".into(),
+                at: AT + 6,
+            },
+        );
+        assert_eq!(t.kept_output(job), Some(&*kept(2, 7)));
+
+        // A snapshot keeps the result.
+        let back = crate::snapshot::decode(&crate::snapshot::encode(&t)).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.kept_output(job), Some(&*kept(2, 7)));
+        back.check_indexes().unwrap();
+
+        // Its own attempt completes it: Held → Completed, the result gone.
+        apply(
+            &mut t,
+            Event::JobCompleted {
+                job,
+                attempt: 2,
+                outcome: Outcome::Exited { code: 7 },
+                at: AT + 7,
+            },
+        );
+        assert_eq!(t.counts(), counts(2, 0, 0, 1, 0));
+        assert_eq!(t.kept_output(job), None);
+        let r = t.job(job).unwrap();
+        assert_eq!(
+            (r.job.state.clone(), r.job.attempts, r.entered_at),
+            (
+                JobState::Completed {
+                    outcome: Outcome::Exited { code: 7 }
+                },
+                2,
+                AT + 7
+            )
+        );
+        assert_eq!(t.view(job).unwrap().exit_code, Some(7));
+        // Once.
+        apply_ignored(
+            &mut t,
+            Event::JobCompleted {
+                job,
+                attempt: 2,
+                outcome: Outcome::Exited { code: 0 },
+                at: AT + 8,
+            },
+        );
+    }
+
+    /// A job held with its result can still be removed (the result goes
+    /// with it), alone or with its cluster; a bare hold has no result.
+    #[test]
+    fn a_kept_result_goes_when_its_job_is_removed() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 4, 0, 1);
+        let job = |p| JobId::new(1, p);
+        for p in 0..3 {
+            dispatch(&mut t, job(p), 1, "w");
+            start(&mut t, job(p), 1);
+        }
+        hold_kept(&mut t, job(0), kept(1, 0));
+        hold_kept(&mut t, job(1), kept(1, 1));
+        hold(&mut t, job(2));
+        assert_eq!(t.kept_output(job(2)), None);
+        assert_eq!(t.kept_output(job(3)), None);
+        assert_eq!(t.kept_output(JobId::new(9, 0)), None);
+        assert_eq!(t.counts(), counts(1, 0, 0, 0, 3));
+
+        apply(&mut t, Event::JobRemoved { job: job(0), at: 9 });
+        assert_eq!(t.kept_output(job(0)), None);
+        assert_eq!(t.job(job(0)).unwrap().job.state, JobState::Removed);
+        apply_ignored(
+            &mut t,
+            Event::JobCompleted {
+                job: job(0),
+                attempt: 1,
+                outcome: Outcome::Exited { code: 0 },
+                at: 10,
+            },
+        );
+        assert_eq!(t.counts(), counts(1, 0, 1, 0, 2));
+
+        apply(
+            &mut t,
+            Event::ClusterRemoved {
+                cluster: ClusterId(1),
+                at: 11,
+            },
+        );
+        assert_eq!(t.kept_output(job(1)), None);
+        assert_eq!(t.counts(), counts(0, 0, 4, 0, 0));
+        apply_ignored(
+            &mut t,
+            Event::JobCompleted {
+                job: job(1),
+                attempt: 1,
+                outcome: Outcome::Exited { code: 1 },
+                at: 12,
+            },
+        );
+    }
+
+    /// `pilotq release`: a held job without a kept result is Idle again,
+    /// first in line, and its next dispatch is its next attempt.
+    #[test]
+    fn a_released_job_is_idle_again_with_its_attempts() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 6, 0, 1);
+        let job = |p| JobId::new(1, p);
+        dispatch(&mut t, job(1), 1, "w");
+        requeue(&mut t, job(1), 1);
+        dispatch(&mut t, job(1), 2, "w");
+        start(&mut t, job(1), 2);
+        hold(&mut t, job(1));
+        // Held before it ever ran, ahead of `next_fresh`.
+        hold(&mut t, job(4));
+        assert_eq!(t.counts(), counts(4, 0, 0, 0, 2));
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [0, 2, 3, 5]);
+
+        release(&mut t, job(1));
+        let r = t.job(job(1)).unwrap();
+        assert_eq!(
+            (r.job.state.clone(), r.job.attempts, r.entered_at),
+            (JobState::Idle, 2, AT + 6)
+        );
+        assert_eq!(t.view(job(1)).unwrap().hold_reason, None);
+        assert_eq!(t.counts(), counts(5, 0, 0, 0, 1));
+        // Requeued work goes first.
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [1, 0, 2, 3, 5]);
+        release(&mut t, job(4));
+        assert_eq!(t.counts(), counts(6, 0, 0, 0, 0));
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [1, 4, 0, 2, 3, 5]);
+        let r = t.job(job(4)).unwrap();
+        assert_eq!((r.job.state.clone(), r.job.attempts), (JobState::Idle, 0));
+
+        // A snapshot of released jobs rebuilds the same dispatch order.
+        let back = crate::snapshot::decode(&crate::snapshot::encode(&t)).unwrap();
+        assert_eq!(back, t);
+        back.check_indexes().unwrap();
+        assert_eq!(procs(&back.pick_idle(plenty(), 100)), [1, 4, 0, 2, 3, 5]);
+
+        // Dispatched again with its third attempt; the second's late report
+        // changes nothing, the third's completes it.
+        dispatch(&mut t, job(1), 3, "v");
+        apply_ignored(
+            &mut t,
+            Event::JobCompleted {
+                job: job(1),
+                attempt: 2,
+                outcome: Outcome::Exited { code: 0 },
+                at: AT + 7,
+            },
+        );
+        start(&mut t, job(1), 3);
+        complete(&mut t, job(1), 3, 0);
+        assert_eq!(t.counts(), counts(5, 0, 0, 1, 0));
+    }
+
+    /// A release of anything but a held job changes nothing.
+    #[test]
+    fn releasing_a_job_that_is_not_held_changes_nothing() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 8, 0, 1);
+        let job = |p| JobId::new(1, p);
+        dispatch(&mut t, job(0), 1, "w"); // assigned
+        dispatch(&mut t, job(1), 1, "w");
+        start(&mut t, job(1), 1); // running
+        dispatch(&mut t, job(2), 1, "w");
+        complete(&mut t, job(2), 1, 0); // completed
+        apply(&mut t, Event::JobRemoved { job: job(3), at: 9 }); // removed
+        dispatch(&mut t, job(4), 1, "w");
+        requeue(&mut t, job(4), 1); // idle, materialised
+        hold(&mut t, job(5));
+        release(&mut t, job(5)); // released once already
+        for j in [
+            job(0),
+            job(1),
+            job(2),
+            job(3),
+            job(4),
+            job(5),
+            job(6), // idle, implied
+            job(8), // past the cluster
+            JobId::new(1, u32::MAX),
+            JobId::new(2, 0), // no such cluster
+        ] {
+            apply_ignored(&mut t, Event::JobReleased { job: j, at: 10 });
+        }
+        // A held job of a removed cluster is Removed: nothing to release.
+        hold(&mut t, job(7));
+        apply(
+            &mut t,
+            Event::ClusterRemoved {
+                cluster: ClusterId(1),
+                at: 11,
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobReleased {
+                job: job(7),
+                at: 12,
+            },
+        );
+    }
+
+    /// A foreman runs an adopted cluster's jobs with the master's wrapper:
+    /// the adoption carries it, a later one replaces it; a master's own
+    /// cluster has no use for it (and adopts nothing).
+    #[test]
+    fn an_adoption_sets_the_wrapper_of_a_foremans_cluster() {
+        let mut t = Table::new();
+        let adopted = |t: &mut Table, proc, attempt, wrapper: Option<&str>| {
+            apply(
+                t,
+                Event::JobAdopted {
+                    job: JobId::new(7, proc),
+                    attempt,
+                    spec: Some(spec(0, 1)),
+                    at: AT,
+                    wrapper: wrapper.map(str::to_string),
+                },
+            );
+        };
+        adopted(&mut t, 0, 1, None);
+        assert_eq!(t.cluster(ClusterId(7)).unwrap().wrapper, None);
+        adopted(&mut t, 1, 1, Some("w1"));
+        assert_eq!(
+            t.cluster(ClusterId(7)).unwrap().wrapper.as_deref(),
+            Some("w1")
+        );
+        adopted(&mut t, 2, 1, Some("w2"));
+        assert_eq!(
+            t.cluster(ClusterId(7)).unwrap().wrapper.as_deref(),
+            Some("w2")
+        );
+        assert_eq!(t.counts().idle, 3);
+        // The wrapper outlives a snapshot.
+        let back = crate::snapshot::decode(&crate::snapshot::encode(&t)).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(
+            back.cluster(ClusterId(7)).unwrap().wrapper.as_deref(),
+            Some("w2")
+        );
+
+        // On a master's own cluster an adoption is refused whole, wrapper
+        // and all.
+        submit(&mut t, 1, 2, 0, 1);
+        for wrapper in [None, Some("w9".to_string())] {
+            apply_ignored(
+                &mut t,
+                Event::JobAdopted {
+                    job: JobId::new(1, 0),
+                    attempt: 1,
+                    spec: Some(spec(0, 1)),
+                    at: AT,
+                    wrapper,
+                },
+            );
+        }
+        assert_eq!(t.cluster(ClusterId(1)).unwrap().wrapper, None);
+    }
+
+    /// Process u32::MAX cannot be adopted (the cluster's count, one past its
+    /// highest process, would not fit): nothing changes, whether the cluster
+    /// is new or known, with a wrapper or without.
+    #[test]
+    fn the_last_process_number_cannot_be_adopted() {
+        let mut t = Table::new();
+        let last = |cluster| JobId::new(cluster, u32::MAX);
+        let adopt_last = |cluster, wrapper: Option<&str>| Event::JobAdopted {
+            job: last(cluster),
+            attempt: 1,
+            spec: Some(spec(0, 1)),
+            at: AT,
+            wrapper: wrapper.map(str::to_string),
+        };
+        apply_ignored(&mut t, adopt_last(7, None));
+        apply_ignored(&mut t, adopt_last(7, Some("w1")));
+        assert!(t.cluster(ClusterId(7)).is_none());
+        assert_eq!(t.last_cluster(), ClusterId(0));
+
+        // Next to an adopted process just below it.
+        apply(
+            &mut t,
+            Event::JobAdopted {
+                job: JobId::new(7, u32::MAX - 1),
+                attempt: 1,
+                spec: Some(spec(0, 1)),
+                at: AT,
+                wrapper: Some("w1".into()),
+            },
+        );
+        let c = t.cluster(ClusterId(7)).unwrap();
+        assert_eq!((c.count, c.fresh_idle(), c.live()), (u32::MAX, 0, 1));
+        assert_eq!(t.counts(), counts(1, 0, 0, 0, 0));
+        apply_ignored(&mut t, adopt_last(7, None));
+        assert!(t.job(last(7)).is_none());
+        assert_eq!(t.pick_idle(plenty(), 10), [JobId::new(7, u32::MAX - 1)]);
+    }
+
+    /// The refused adoption above must not touch the known cluster's wrapper
+    /// either: "nothing changes".
+    #[test]
+    fn a_refused_adoption_leaves_the_wrapper_alone() {
+        let mut t = Table::new();
+        apply(
+            &mut t,
+            Event::JobAdopted {
+                job: JobId::new(7, 0),
+                attempt: 2,
+                spec: Some(spec(0, 1)),
+                at: AT,
+                wrapper: Some("w1".into()),
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobAdopted {
+                job: JobId::new(7, u32::MAX),
+                attempt: 1,
+                spec: None,
+                at: AT,
+                wrapper: Some("other".into()),
+            },
+        );
+        assert_eq!(
+            t.cluster(ClusterId(7)).unwrap().wrapper.as_deref(),
+            Some("w1")
+        );
+    }
+
+    /// Counts never wrap: a table whose counts disagree with its state (a
+    /// decoded snapshot is reindexed, but `apply` must not panic or wrap on
+    /// the way there) saturates at zero.
+    #[test]
+    fn counts_saturate_instead_of_wrapping() {
+        let mut c = Counts::default();
+        c.sub(JobStatus::Idle);
+        c.sub(JobStatus::Held);
+        assert_eq!(c, Counts::default());
+        c.add(JobStatus::Held);
+        c.sub(JobStatus::Held);
+        c.sub(JobStatus::Held);
+        assert_eq!(c, Counts::default());
+
+        // A removed cluster's idle count never goes below zero either.
+        let mut t = Table::new();
+        submit(&mut t, 1, 3, 0, 1);
+        t.counts = Counts::default();
+        t.apply(&Event::ClusterRemoved {
+            cluster: ClusterId(1),
+            at: 9,
+        });
+        assert_eq!(t.counts().idle, 0);
+        assert_eq!(t.counts().removed, 3);
     }
 }

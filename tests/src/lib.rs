@@ -12,7 +12,7 @@
 //! | [`Proc`] | one child process: stdout and stderr in files under the tempdir, SIGKILL on drop |
 //! | [`Master`], [`Worker`] | `pilotq master` / `pilotq worker` guards |
 //! | [`Foreman`], [`Cluster::start_foreman`], [`Cluster::add_worker_to`] | `pilotq foreman` guards (own journal, own port) and workers behind them |
-//! | [`MasterOpts`] | lease, heartbeat, handshake timeout, max frame, password, fixed port |
+//! | [`MasterOpts`] | lease, heartbeat, handshake timeout, max frame, password, fixed port, extra arguments and environment |
 //! | [`Cluster`] | one test's world: a tempdir, a master, workers, client helpers (`run`, `submit`, `q_json`, `wait_until`, `journal_events`) and diagnostics for panic messages |
 //! | [`Job`] | one object of `q --json`, typed |
 //! | [`RawConn`] | a raw TCP connection speaking length-prefixed msgpack frames |
@@ -242,6 +242,10 @@ pub struct MasterOpts {
     /// same address); otherwise listen on port 0.
     pub fixed_port: bool,
     pub extra: Vec<String>,
+    /// Environment variables set for the master process only (e.g.
+    /// `PILOTQ_FAILPOINT`); read at every start, so clearing it before
+    /// [`Cluster::restart_master`] restarts without them.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for MasterOpts {
@@ -254,6 +258,7 @@ impl Default for MasterOpts {
             password_file: None,
             fixed_port: false,
             extra: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -435,12 +440,14 @@ impl Cluster {
     }
 
     /// A base command for the binary: cwd = the tempdir, no inherited
-    /// `PILOTQ_*` settings.
+    /// `PILOTQ_*` settings (a `PILOTQ_FAILPOINT` only through
+    /// [`MasterOpts::env`]).
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(bin());
         cmd.current_dir(&self.root)
             .env_remove("PILOTQ_MASTER")
             .env_remove("PILOTQ_PASSWORD_FILE")
+            .env_remove("PILOTQ_FAILPOINT")
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null());
         cmd
@@ -494,6 +501,7 @@ impl Cluster {
             cmd.arg("--password-file").arg(p);
         }
         cmd.args(&o.extra);
+        cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
         let label = format!("master-{}", self.starts);
         let mut proc = self.spawn(&label, cmd);
         let addr = read_listen_line(&mut proc, "pilotq master listening on ");

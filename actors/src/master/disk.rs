@@ -9,13 +9,25 @@
 //! marker — until space returns: it answers queries, refuses submissions and
 //! holders with the reason, and resumes by itself. So a restart on a full
 //! disk never turns into a crash loop.
+//!
+//! Opening the journal writes, though: sled zero-fills the tail of its last
+//! segment after a crash, and on a disk full to the last byte that fails. So
+//! while there is room the master keeps a **reserve** file beside its journal
+//! (a quarter of the floor, at most 16 MiB); a start below the floor deletes
+//! it first, which gives sled the room to open, and it is made again once the
+//! disk is back above the floor with room to spare.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The default floor: 1 GiB, or 5 % of the journal's filesystem when that is
 /// smaller (a small dedicated volume must not start out "full").
 pub const DEFAULT_MIN_FREE: u64 = 1 << 30;
 const DEFAULT_MIN_FREE_PERCENT: u64 = 5;
+
+/// The reserve beside the journal (see the module doc).
+pub const RESERVE_FILE: &str = "pilotq-reserve";
+const MAX_RESERVE: u64 = 16 << 20;
 
 /// Free and total bytes of the filesystem holding a path.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +81,61 @@ impl DiskFloor {
 
     pub fn min_free(&self) -> u64 {
         self.min_free
+    }
+
+    fn reserve_path(&self) -> PathBuf {
+        self.path.join(RESERVE_FILE)
+    }
+
+    fn reserve_size(&self) -> u64 {
+        (self.min_free / 4).min(MAX_RESERVE)
+    }
+
+    /// Deletes the reserve file, if there is one (a start below the floor);
+    /// returns how many bytes that freed.
+    pub fn release_reserve(&self) -> std::io::Result<u64> {
+        let p = self.reserve_path();
+        match std::fs::metadata(&p) {
+            Ok(m) => {
+                std::fs::remove_file(&p)?;
+                Ok(m.len())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the reserve file if it is missing and the disk has room for it
+    /// above the floor; returns whether it made one.
+    pub fn ensure_reserve(&self) -> std::io::Result<bool> {
+        let size = self.reserve_size();
+        let p = self.reserve_path();
+        if size == 0 || p.exists() {
+            return Ok(false);
+        }
+        if space(&self.path)?.free < self.min_free.saturating_add(size) {
+            return Ok(false);
+        }
+        // Written under another name and renamed, so that a crash midway
+        // never leaves a short reserve that looks whole.
+        let tmp = self.path.join(format!("{RESERVE_FILE}.tmp"));
+        let made = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            let chunk = vec![0u8; 1 << 20];
+            let mut left = size;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                f.write_all(&chunk[..n])?;
+                left -= n as u64;
+            }
+            f.sync_all()?;
+            std::fs::rename(&tmp, &p)
+        })();
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(true)
     }
 
     /// `Err(why)` while the journal's filesystem is below the floor (or its
@@ -154,6 +221,24 @@ mod tests {
         assert!(parse_size("ten").is_err());
         assert!(parse_size("5X").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn the_reserve_is_made_once_and_released_on_demand() {
+        let d = tempfile::tempdir().unwrap();
+        let f = DiskFloor::new(d.path(), Some(8 << 20)).unwrap();
+        assert_eq!(f.release_reserve().unwrap(), 0);
+        assert!(f.ensure_reserve().unwrap());
+        let len = std::fs::metadata(d.path().join(RESERVE_FILE))
+            .unwrap()
+            .len();
+        assert_eq!(len, 2 << 20, "a quarter of the floor");
+        assert!(!f.ensure_reserve().unwrap(), "already there");
+        assert_eq!(f.release_reserve().unwrap(), 2 << 20);
+        assert!(!d.path().join(RESERVE_FILE).exists());
+        // No floor, no reserve.
+        let none = DiskFloor::new(d.path(), Some(0)).unwrap();
+        assert!(!none.ensure_reserve().unwrap());
     }
 
     #[test]

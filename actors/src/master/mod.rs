@@ -21,7 +21,8 @@
 //! job killed, then replayed as running and run again). A result's output
 //! files are written before its completion is even journaled (`outputs.rs`).
 //! The only frames sent at once are refusals that reveal no state (a bad
-//! request, a paused master) and the handshake.
+//! request, a paused master), the handshake, and executables asked for by
+//! hash (`FetchBlob`: a holder only learns a hash from a durable dispatch).
 //!
 //! | file | concern |
 //! |---|---|
@@ -125,6 +126,8 @@ pub struct Master {
     pub(crate) placing: HashMap<(pilotq_wire::JobId, u32), Vec<Outbox<FromMaster>>>,
     /// On a foreman: executables asked of the master, not yet here.
     pub(crate) fetching: HashSet<String>,
+    /// A blocking thread is making the disk reserve.
+    reserve_busy: Arc<std::sync::atomic::AtomicBool>,
     /// The job wrapper (`--job-wrapper`): its hash and bytes.
     pub(crate) wrapper: Option<(String, Vec<u8>)>,
     /// On a foreman: where start reports, results and capacity go.
@@ -159,6 +162,31 @@ impl Master {
     /// accept loop on the current actix system.
     pub async fn start(cfg: MasterConfig) -> Result<(Addr<Master>, StartInfo), StartError> {
         let t0 = Instant::now();
+        // The free space is looked at before the journal is opened: opening
+        // writes, and a start below the floor frees the reserve for it.
+        std::fs::create_dir_all(&cfg.journal).map_err(|e| {
+            StartError::Other(format!(
+                "cannot create the journal directory {}: {e}",
+                cfg.journal.display()
+            ))
+        })?;
+        let disk = DiskFloor::new(&cfg.journal, cfg.min_free_disk).map_err(|e| {
+            StartError::Other(format!(
+                "cannot read the free space of {}: {e}",
+                cfg.journal.display()
+            ))
+        })?;
+        let paused = disk.check().err();
+        if paused.is_some() {
+            match disk.release_reserve() {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    bytes = n,
+                    "the disk is below its floor: deleted the reserve beside the journal so that it can be opened"
+                ),
+                Err(e) => tracing::warn!("cannot delete the reserve beside the journal: {e}"),
+            }
+        }
         let path = cfg.journal.clone();
         let r = tokio::task::spawn_blocking(move || replay::open(&path))
             .await
@@ -190,13 +218,6 @@ impl Master {
                 Some((hash, bytes))
             }
         };
-        let disk = DiskFloor::new(&cfg.journal, cfg.min_free_disk).map_err(|e| {
-            StartError::Other(format!(
-                "cannot read the free space of {}: {e}",
-                cfg.journal.display()
-            ))
-        })?;
-        let paused = disk.check().err();
         let writer = Writer::start(r.store.clone(), r.next_seq, 65_536);
         let files = SyncArbiter::start(2, || JobFiles);
         let settings = SessionSettings {
@@ -221,6 +242,7 @@ impl Master {
             disk,
             placing: HashMap::new(),
             fetching: HashSet::new(),
+            reserve_busy: Default::default(),
             wrapper,
             upstream: None,
             capacity_sent: None,
@@ -232,6 +254,7 @@ impl Master {
         };
         if master.paused.is_none() {
             master.adopt_orphans();
+            master.keep_reserve();
         }
         let addr_m = master.start();
         let m = addr_m.clone();
@@ -410,8 +433,30 @@ impl Master {
             }
             _ => {}
         }
+        if low.is_none() {
+            self.keep_reserve();
+        }
         self.low_disk = low;
         self.report_capacity();
+    }
+
+    /// Makes the reserve beside the journal if it is missing and there is
+    /// room (see `disk`), on a blocking thread: up to 16 MiB written and
+    /// synced has no place on the master's.
+    fn keep_reserve(&self) {
+        use std::sync::atomic::Ordering;
+        if self.reserve_busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (disk, busy) = (self.disk.clone(), self.reserve_busy.clone());
+        tokio::task::spawn_blocking(move || {
+            match disk.ensure_reserve() {
+                Ok(true) => tracing::info!("made the reserve file beside the journal"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot make the reserve file beside the journal: {e}"),
+            }
+            busy.store(false, Ordering::Release);
+        });
     }
 }
 

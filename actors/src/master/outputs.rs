@@ -89,13 +89,14 @@ impl Handler<KeptPlaced> for Master {
         let mut events = Vec::new();
         for ((job, attempt, outcome), p) in jobs.into_iter().zip(placed) {
             // Still held with that result? (It may have been removed since.)
-            if self
+            let Some(kept) = self
                 .table
                 .kept_output(job)
-                .is_none_or(|k| k.attempt != attempt)
-            {
+                .filter(|k| k.attempt == attempt)
+                .cloned()
+            else {
                 continue;
-            }
+            };
             match p {
                 Ok(()) => {
                     released += 1;
@@ -106,7 +107,16 @@ impl Handler<KeptPlaced> for Master {
                         at,
                     });
                 }
-                Err(e) => problems.push(format!("{job}: still held: {e}")),
+                Err(e) => {
+                    problems.push(format!("{job}: still held: {e}"));
+                    // Held on with today's reason, the same result kept.
+                    events.push(Event::JobHeld {
+                        job,
+                        reason: held_reason(job, &e),
+                        at,
+                        kept: Some(Box::new(kept)),
+                    });
+                }
             }
         }
         self.commit(events, vec![], move || {
@@ -286,7 +296,7 @@ impl Master {
                     };
                     Event::JobHeld {
                         job: r.job,
-                        reason: format!("{why}; the job's output is kept by the master: `pilotq output {}` shows it, `pilotq release {}` writes it again", r.job, r.job),
+                        reason: held_reason(r.job, &why),
                         at: now,
                         kept: Some(Box::new(kept)),
                     }
@@ -436,4 +446,12 @@ impl Master {
             };
         });
     }
+}
+
+/// Why a finished job is held: its file could not be written, and how to
+/// get at what was kept.
+fn held_reason(job: JobId, why: &str) -> String {
+    format!(
+        "{why}; the job's output is kept by the master: `pilotq output {job}` shows it, `pilotq release {job}` writes it again"
+    )
 }
