@@ -1,6 +1,7 @@
 //! The journal writer: one thread owns all writes, fed by a bounded crossbeam
-//! channel. Group commit: it takes everything pending, writes it with one
-//! `apply_batch`, flushes once, and only then completes every waiter. Many
+//! channel. Group commit: it takes everything pending, stores its events as
+//! one segment (two if a snapshot falls inside the group), flushes once, and
+//! only then completes every waiter. Many
 //! small appends from many sessions thus share one flush, which is what makes
 //! durability cheap (sled measured here: ~7.5k/s flushing per write, >100k/s
 //! grouped).
