@@ -113,4 +113,43 @@ fn main() {
             n as f64 / secs
         );
     }
+    drop(store);
+    blob_reads();
+}
+
+/// What a dispatch pays on the master's thread when an executable is not in
+/// its in-memory cache (64 hashes): one `Store::blob`, first on a freshly
+/// opened journal (as after a restart), then again.
+fn blob_reads() {
+    println!("== executable reads from the journal (a dispatch's cache miss)");
+    for size in [30 << 10, 1 << 20, 8 << 20] {
+        let dir = tempfile::tempdir().unwrap();
+        let hashes: Vec<String> = (0..16).map(|i| format!("{size}-{i}")).collect();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut w = Writer::start(store, 1, 1024);
+            let (tx, rx) = mpsc::channel();
+            let blobs = hashes
+                .iter()
+                .map(|h| (h.clone(), vec![7u8; size]))
+                .collect();
+            w.append(vec![], blobs, Box::new(move |r| tx.send(r).unwrap()));
+            rx.recv().unwrap().unwrap();
+            w.shutdown();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let time = |store: &Store| {
+            let t0 = Instant::now();
+            for h in &hashes {
+                assert_eq!(store.blob(h).unwrap().unwrap().len(), size);
+            }
+            t0.elapsed().as_secs_f64() * 1e6 / hashes.len() as f64
+        };
+        let first = time(&store);
+        let again = time(&store);
+        println!(
+            "{:>5} KiB: first read {first:>8.1} us, again {again:>8.1} us",
+            size >> 10
+        );
+    }
 }

@@ -93,7 +93,7 @@ impl Master {
                 // A foreman dispatches nothing whose executable or wrapper it
                 // lacks (a job adopted from a worker that failed over to it):
                 // it asks its master and dispatches once the bytes are here.
-                if self.upstream.is_some() {
+                if self.seat.is_local() {
                     let missing: Vec<String> = std::iter::once(exe_hash.clone())
                         .chain(cluster_wrapper.clone())
                         .filter(|h| !self.has_blob_here(h))

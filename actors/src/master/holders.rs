@@ -191,7 +191,7 @@ impl Master {
             // A foreman adopts what a worker that failed over to it brings
             // (its master moves the job to this foreman when it hears of it).
             let adoptable = !current
-                && self.upstream.is_some()
+                && self.seat.is_local()
                 && self.table.job(h.job).is_none()
                 && h.spec.is_some()
                 && matches!(h.state, HoldingState::Queued | HoldingState::Running { .. });

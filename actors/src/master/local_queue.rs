@@ -28,7 +28,7 @@ impl Master {
 
     /// Tells the upstream when the offer changed.
     pub(crate) fn report_capacity(&mut self) {
-        let Some(up) = &self.upstream else { return };
+        let Some(up) = self.seat.up() else { return };
         let now = self.offered();
         if self.capacity_sent != Some(now) {
             self.capacity_sent = Some(now);
@@ -92,7 +92,7 @@ impl Master {
     /// foreman lacks, once; it is stored when it comes (`BlobFetched`), and
     /// asked again at the next registration if the link drops meanwhile.
     pub(crate) fn fetch_blob(&mut self, hash: &str) {
-        let Some(up) = &self.upstream else { return };
+        let Some(up) = self.seat.up() else { return };
         if self.blobs.contains_key(hash)
             || self.fetching.contains(hash)
             || self.store.has_blob(hash).unwrap_or(false)
@@ -118,7 +118,7 @@ impl Handler<SetUpstream> for Master {
     type Result = ();
 
     fn handle(&mut self, m: SetUpstream, _ctx: &mut Context<Self>) {
-        self.upstream = Some(m.0);
+        self.seat = super::seat::Seat::Local { up: m.0 };
         self.capacity_sent = None;
         self.report_capacity();
     }

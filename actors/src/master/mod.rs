@@ -32,6 +32,7 @@
 //! | `clients.rs` | submit, query, remove, status |
 //! | `dispatch.rs` | handing idle jobs to holders with free resources |
 //! | `disk.rs` | the journal's free space against `--min-free-disk` |
+//! | `seat.rs` | what differs between the site's master and a foreman's local queue |
 //! | `local_queue.rs` | as a foreman's local queue: adopt, relay up, report capacity |
 
 mod clients;
@@ -40,17 +41,18 @@ mod dispatch;
 mod holders;
 mod local_queue;
 mod outputs;
+mod seat;
 
 use crate::config::MasterConfig;
 use crate::files::JobFiles;
 use crate::outbox::Outbox;
 use crate::session::{Session, SessionSettings};
-use crate::user_log::{self, AppendUserLog, RetryUserLogs, UserLogWriter};
+use crate::user_log::{self, RetryUserLogs, UserLogWriter};
 use actix::prelude::*;
 use disk::DiskFloor;
 use pilotq_journal::{replay, snapshot, Event, JournalError, Store, Table, Writer};
-use pilotq_wire::message::Started;
 use pilotq_wire::{FromMaster, Resources, Role, ToMaster};
+use seat::Seat;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -130,8 +132,8 @@ pub struct Master {
     reserve_busy: Arc<std::sync::atomic::AtomicBool>,
     /// The job wrapper (`--job-wrapper`): its hash and bytes.
     pub(crate) wrapper: Option<(String, Vec<u8>)>,
-    /// On a foreman: where start reports, results and capacity go.
-    pub(crate) upstream: Option<Recipient<crate::foreman::Up>>,
+    /// The site's master, or a foreman's local queue (see `seat`).
+    pub(crate) seat: Seat,
     pub(crate) capacity_sent: Option<Resources>,
     /// How the master names itself in job event logs.
     pub(crate) host: String,
@@ -244,7 +246,7 @@ impl Master {
             fetching: HashSet::new(),
             reserve_busy: Default::default(),
             wrapper,
-            upstream: None,
+            seat: Seat::Site,
             capacity_sent: None,
             host: addr.to_string(),
             blobs: HashMap::new(),
@@ -308,38 +310,9 @@ impl Master {
         then: impl FnOnce() + Send + 'static,
     ) {
         self.since_snapshot += events.len() as u64;
-        let user_logs = self.user_logs.clone();
-        // A foreman writes no job event logs (its master does) and reports
-        // starts upstream once they are durable here.
-        let logs = if self.upstream.is_some() {
-            Vec::new()
-        } else {
-            logs
-        };
-        let starts: Vec<Started> = match &self.upstream {
-            None => Vec::new(),
-            Some(_) => events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::JobStarted { job, attempt, at } => Some(Started {
-                        job: *job,
-                        attempt: *attempt,
-                        at: *at,
-                    }),
-                    _ => None,
-                })
-                .collect(),
-        };
-        let upstream = self.upstream.clone();
+        let seat = self.seat.once_durable(&events, logs, &self.user_logs);
         let durable = move || {
-            if let (Some(u), false) = (upstream, starts.is_empty()) {
-                u.do_send(crate::foreman::Up::Started(starts));
-            }
-            if !logs.is_empty() {
-                // One per append, and appends are bounded by the journal's
-                // queue, so this mailbox is too.
-                user_logs.do_send(AppendUserLog(logs));
-            }
+            seat();
             then();
         };
         self.writer

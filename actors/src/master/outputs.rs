@@ -200,7 +200,7 @@ impl Master {
     /// Where a result's files go: only for a result that would complete its
     /// job here (a master's, for the job's current attempt, that ran).
     fn targets_of(&self, name: &str, r: &JobResult) -> Targets {
-        if self.upstream.is_some()
+        if self.seat.is_local()
             || matches!(r.outcome, Outcome::FailedToStart { .. })
             || !self.claimable(name, r.job, r.attempt)
         {
@@ -232,7 +232,7 @@ impl Master {
         let mut acks = Vec::new();
         // On a foreman: results for the master, instead of job files.
         let mut up = Vec::new();
-        let foreman = self.upstream.is_some();
+        let foreman = self.seat.is_local();
         let placed = placed.unwrap_or_else(|| vec![Ok(()); results.len()]);
         for (r, placed) in results.into_iter().zip(placed) {
             acks.push(Attempt {
@@ -316,7 +316,7 @@ impl Master {
         events.append(&mut dispatched);
         // Kept before the append, so its flush makes them durable together.
         self.keep_for_upstream(&up);
-        let upstream = self.upstream.clone();
+        let upstream = self.seat.up().cloned();
         self.commit_applied(events, blobs, logs, move || {
             super::dispatch::deliver(deliveries);
             if let (Some(u), false) = (upstream, up.is_empty()) {
