@@ -467,4 +467,67 @@ mod tests {
         // No event was written: the window is not part of the table.
         assert_eq!(s.last_seq().unwrap(), 0);
     }
+
+    #[test]
+    fn span_len_refuses_what_is_not_a_span() {
+        assert_eq!(span_len(1, 1), Some(1));
+        assert_eq!(span_len(5, 9), Some(5));
+        assert_eq!(span_len(0, 0), Some(1));
+        assert_eq!(span_len(u64::MAX, u64::MAX), Some(1));
+        assert_eq!(span_len(1, u64::MAX), Some(u64::MAX));
+        assert_eq!(span_len(0, u64::MAX - 1), Some(u64::MAX));
+        // Backwards, or all of u64 (one more than a u64 holds).
+        assert_eq!(span_len(9, 5), None);
+        assert_eq!(span_len(u64::MAX, 0), None);
+        assert_eq!(span_len(0, u64::MAX), None);
+        // A corrupt key counts no events rather than a wrapped number.
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.events.insert(key_of(9, 5), &[0x90][..]).unwrap();
+        s.events.insert(key_of(0, u64::MAX), &[0x90][..]).unwrap();
+        s.events.insert(key_of(20, 21), &[0x92][..]).unwrap();
+        assert_eq!(s.event_count(), 2);
+    }
+
+    #[test]
+    fn a_bad_forward_entry_costs_only_itself() {
+        use pilotq_wire::{JobId, JobResult, Outcome};
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.forwards().results.is_empty() && s.forwards().bad.is_empty());
+        let result = |cluster, attempt| JobResult {
+            job: JobId::new(cluster, 4),
+            attempt,
+            outcome: Outcome::Exited { code: 3 },
+            started_at: 10,
+            ended_at: 20,
+            stdout: b"out\n".to_vec(),
+            stderr: vec![0, 255],
+        };
+        // Keys sort by job then attempt: the bad entry sits between two
+        // good ones.
+        s.put_forward(&result(1, 1)).unwrap();
+        s.put_forward(&result(3, 2)).unwrap();
+        let bad_key = forward_key(JobId::new(2, 4), 1);
+        s.forward.insert(bad_key, &b"\xc1 not msgpack"[..]).unwrap();
+
+        let f = s.forwards();
+        assert_eq!(f.results, [result(1, 1), result(3, 2)]);
+        assert_eq!(f.bad.len(), 1, "{:?}", f.bad);
+        assert!(
+            f.bad[0].contains(&hex_key(&bad_key)),
+            "the bad entry is named by its key: {:?}",
+            f.bad
+        );
+        assert_eq!(hex_key(&bad_key), "00000000000000020000000400000001");
+
+        // Acknowledged results go; the bad entry stays until dropped.
+        s.drop_forward(JobId::new(1, 4), 1).unwrap();
+        let f = s.forwards();
+        assert_eq!((f.results, f.bad.len()), (vec![result(3, 2)], 1));
+        s.drop_forward(JobId::new(2, 4), 1).unwrap();
+        s.drop_forward(JobId::new(3, 4), 2).unwrap();
+        let f = s.forwards();
+        assert!(f.results.is_empty() && f.bad.is_empty(), "{f:?}");
+    }
 }

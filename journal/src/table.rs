@@ -363,9 +363,9 @@ impl Table {
                 at,
                 wrapper,
             } => {
-                self.adopt(*job, *attempt, spec.as_deref(), *at);
-                if let (Some(c), Some(w)) = (self.clusters.get_mut(&job.cluster), wrapper) {
-                    if c.adopted {
+                // A refused adoption changes nothing, the wrapper included.
+                if self.adopt(*job, *attempt, spec.as_deref(), *at) {
+                    if let (Some(c), Some(w)) = (self.clusters.get_mut(&job.cluster), wrapper) {
                         c.wrapper = Some(w.clone());
                     }
                 }
@@ -480,18 +480,19 @@ impl Table {
     /// A foreman takes a job from its master: Idle here, pinned to the
     /// master's attempt. A newer attempt of a job it had replaces the old
     /// one; the same or an older attempt changes nothing.
-    fn adopt(&mut self, job: JobId, attempt: u32, spec: Option<&JobSpec>, at: u64) {
+    /// Whether the adoption was taken.
+    fn adopt(&mut self, job: JobId, attempt: u32, spec: Option<&JobSpec>, at: u64) -> bool {
         // Process u32::MAX cannot be adopted: the cluster's count, one past
         // its highest process, would not fit (a wire value, so refused here
         // rather than wrapped).
         let Some(end) = job.proc.checked_add(1) else {
-            return;
+            return false;
         };
         if attempt == 0 {
-            return;
+            return false;
         }
         if !self.clusters.contains_key(&job.cluster) {
-            let Some(spec) = spec else { return };
+            let Some(spec) = spec else { return false };
             self.last_cluster = self.last_cluster.max(job.cluster.0);
             self.clusters.insert(
                 job.cluster,
@@ -511,7 +512,7 @@ impl Table {
         }
         let c = self.clusters.get_mut(&job.cluster).expect("present");
         if !c.adopted || c.jobs.get(&job.proc).is_some_and(|j| j.pinned >= attempt) {
-            return;
+            return false;
         }
         if let std::collections::btree_map::Entry::Vacant(slot) = c.jobs.entry(job.proc) {
             slot.insert(Job {
@@ -533,6 +534,7 @@ impl Table {
         j.pinned = attempt;
         c.requeued.insert(job.proc);
         self.refresh_index(job.cluster);
+        true
     }
 
     /// Moves a non-final job (materialising it if needed) to a final or held
@@ -1591,6 +1593,71 @@ mod tests {
                 attempt: 2,
                 outcome: Outcome::Exited { code: 0 },
                 at: AT + 8,
+            },
+        );
+    }
+
+    /// A release whose files still cannot be written holds the job again
+    /// with the *same* result: the reason (and when) change, nothing else. A
+    /// hold with another result, or with none, changes nothing.
+    #[test]
+    fn a_failed_release_holds_again_with_the_new_reason() {
+        let mut t = Table::new();
+        submit(&mut t, 1, 2, 0, 1);
+        let job = JobId::new(1, 0);
+        dispatch(&mut t, job, 1, "w");
+        start(&mut t, job, 1);
+        hold_kept(&mut t, job, kept(1, 0));
+        let held = |t: &Table| {
+            let r = t.job(job).unwrap();
+            (
+                t.view(job).unwrap().hold_reason,
+                r.entered_at,
+                r.job.attempts,
+            )
+        };
+        for other in [Some(kept(1, 1)), Some(kept(2, 0)), None] {
+            apply_ignored(
+                &mut t,
+                Event::JobHeld {
+                    job,
+                    reason: "another".into(),
+                    at: AT + 9,
+                    kept: other,
+                },
+            );
+        }
+        apply(
+            &mut t,
+            Event::JobHeld {
+                job,
+                reason: "output not written: read-only file system".into(),
+                at: AT + 20,
+                kept: Some(kept(1, 0)),
+            },
+        );
+        assert_eq!(
+            held(&t),
+            (
+                Some("output not written: read-only file system".into()),
+                AT + 20,
+                1
+            )
+        );
+        assert_eq!(t.kept_output(job), Some(&*kept(1, 0)));
+        assert_eq!(t.counts(), counts(1, 0, 0, 0, 1));
+        // Still completes with its attempt.
+        complete(&mut t, job, 1, 0);
+        assert_eq!(t.counts(), counts(1, 0, 0, 1, 0));
+        // A bare hold of a bare-held job is still refused.
+        hold(&mut t, JobId::new(1, 1));
+        apply_ignored(
+            &mut t,
+            Event::JobHeld {
+                job: JobId::new(1, 1),
+                reason: "again".into(),
+                at: AT + 30,
+                kept: None,
             },
         );
     }

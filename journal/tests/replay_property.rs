@@ -1,11 +1,13 @@
-//! Replay gives exactly the table the live master had (DESIGN.md, "decide,
+//! Replay gives exactly the table the live master had (ARCHITECTURE.md, "decide,
 //! append, apply"). A random run of master-like operations is decided against
 //! a live table, appended through the group-commit `Writer` into a real sled
 //! store, and applied; at the end (and at every simulated restart) the journal
 //! is reopened and its table must equal the live one, from the latest snapshot
 //! plus tail and from the first event alike.
 
-use pilotq_journal::{replay, snapshot, Event, JobState, Table, Writer, FORMAT_VERSION};
+use pilotq_journal::{
+    replay, snapshot, Event, JobState, KeptOutput, Table, Writer, FORMAT_VERSION,
+};
 use pilotq_wire::{ClusterId, JobId, JobSpec, JobStatus, Outcome, Resources};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -16,7 +18,7 @@ use std::sync::mpsc;
 const HOLDERS: [&str; 3] = ["w0", "w1", "w2"];
 /// What each holder offers; jobs ask for 1..3 cores.
 const HOLDER_SIZE: Resources = Resources::new(6, 1 << 20, 1 << 20);
-/// Dispatches of one job before a lost holder puts it on hold (DESIGN.md says
+/// Dispatches of one job before a lost holder puts it on hold (ARCHITECTURE.md says
 /// 3 by default; 2 so that short runs reach it).
 const MAX_ATTEMPTS: u32 = 2;
 
@@ -38,6 +40,18 @@ enum Op {
     /// A holder's lease ran out: everything on it goes back (or on hold).
     LoseHolder(usize),
     Hold(Index),
+    /// A job out on a holder finished, but its output could not be put in
+    /// place: Held with its result kept.
+    HoldKept(Index, Outcome),
+    /// A release of a job held with its result failed again: held again
+    /// with the same result and a new reason.
+    HoldKeptAgain(Index),
+    /// The output of a job held with its result was written after all: it
+    /// completes with the kept attempt and outcome.
+    CompleteKept(Index),
+    /// `pilotq release` of a held job: Idle again without a kept result,
+    /// unchanged with one.
+    Release(Index),
     RemoveJob(Index),
     RemoveCluster(Index),
     Snapshot,
@@ -46,23 +60,29 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let outcome = prop_oneof![
-        (-2i32..3).prop_map(|code| Outcome::Exited { code }),
-        (1i32..16).prop_map(|signal| Outcome::Signalled { signal }),
-        Just(Outcome::FailedToStart {
-            reason: "no such file".into()
-        }),
-    ];
+    let outcome = || {
+        prop_oneof![
+            (-2i32..3).prop_map(|code| Outcome::Exited { code }),
+            (1i32..16).prop_map(|signal| Outcome::Signalled { signal }),
+            Just(Outcome::FailedToStart {
+                reason: "no such file".into()
+            }),
+        ]
+    };
     prop_oneof![
         3 => (1u32..50, -2i32..3, 1u32..=3)
             .prop_map(|(count, priority, cores)| Op::Submit { count, priority, cores }),
         4 => (1usize..10, 0..HOLDERS.len()).prop_map(|(k, holder)| Op::Dispatch { k, holder }),
         3 => any::<Index>().prop_map(Op::Start),
-        3 => (any::<Index>(), outcome).prop_map(|(i, o)| Op::Complete(i, o)),
+        3 => (any::<Index>(), outcome()).prop_map(|(i, o)| Op::Complete(i, o)),
         1 => any::<Index>().prop_map(Op::CompleteStale),
         2 => any::<Index>().prop_map(Op::Requeue),
         1 => (0..HOLDERS.len()).prop_map(Op::LoseHolder),
         1 => any::<Index>().prop_map(Op::Hold),
+        1 => (any::<Index>(), outcome()).prop_map(|(i, o)| Op::HoldKept(i, o)),
+        1 => any::<Index>().prop_map(Op::HoldKeptAgain),
+        1 => any::<Index>().prop_map(Op::CompleteKept),
+        1 => any::<Index>().prop_map(Op::Release),
         1 => any::<Index>().prop_map(Op::RemoveJob),
         1 => any::<Index>().prop_map(Op::RemoveCluster),
         1 => Just(Op::Snapshot),
@@ -258,11 +278,13 @@ impl<'a> Master<'a> {
                 }
                 let job = *i.get(&tried);
                 let j = self.live.job(job).expect("selected").job;
-                // An earlier attempt of a job out again, or a duplicate
-                // report of a job no longer out: both refused by the table.
-                let attempt = match j.state.out_on() {
-                    Some((_, current)) => current - 1,
-                    None => j.attempts,
+                // An earlier attempt of a job out again, a duplicate report
+                // of a job no longer out, or another attempt than the one
+                // whose result a held job keeps: all refused by the table.
+                let attempt = match (j.state.out_on(), self.live.kept_output(job)) {
+                    (Some((_, current)), _) => current - 1,
+                    (None, Some(k)) => k.attempt + 1,
+                    (None, None) => j.attempts,
                 };
                 let before = self.live.clone();
                 self.append(vec![Event::JobCompleted {
@@ -299,6 +321,95 @@ impl<'a> Master<'a> {
                     at,
                     kept: None,
                 }]
+            }
+            Op::HoldKept(i, outcome) => {
+                let out = self.out();
+                if out.is_empty() {
+                    return;
+                }
+                let job = *i.get(&out);
+                let attempt = self.attempt(job);
+                vec![Event::JobHeld {
+                    job,
+                    reason: format!("output of attempt {attempt} not written"),
+                    at,
+                    kept: Some(Box::new(KeptOutput {
+                        attempt,
+                        outcome: outcome.clone(),
+                        stdout: Some(format!("{:064x}", at)),
+                        stderr: attempt.is_multiple_of(2).then(|| "e".repeat(64)),
+                    })),
+                }]
+            }
+            Op::HoldKeptAgain(i) => {
+                let kept =
+                    self.jobs_where(|s, _| matches!(s, JobState::Held { kept: Some(_), .. }));
+                if kept.is_empty() {
+                    return;
+                }
+                let job = *i.get(&kept);
+                let k = self.live.kept_output(job).expect("held with its result");
+                let event = Event::JobHeld {
+                    job,
+                    reason: format!("release at {at} failed"),
+                    at,
+                    kept: Some(Box::new(k.clone())),
+                };
+                let before = self.live.counts();
+                self.append(vec![event]);
+                let v = self.live.view(job).expect("selected");
+                assert_eq!(v.hold_reason, Some(format!("release at {at} failed")));
+                assert_eq!(v.entered_status_at, at);
+                assert_eq!(self.live.counts(), before);
+                return;
+            }
+            Op::CompleteKept(i) => {
+                let kept =
+                    self.jobs_where(|s, _| matches!(s, JobState::Held { kept: Some(_), .. }));
+                if kept.is_empty() {
+                    return;
+                }
+                let job = *i.get(&kept);
+                let k = self.live.kept_output(job).expect("held with its result");
+                let (attempt, outcome) = (k.attempt, k.outcome.clone());
+                let before = self.live.counts();
+                self.append(vec![Event::JobCompleted {
+                    job,
+                    attempt,
+                    outcome: outcome.clone(),
+                    at,
+                }]);
+                let j = self.live.job(job).expect("selected").job;
+                assert_eq!(j.state, JobState::Completed { outcome });
+                assert_eq!(j.attempts, attempt);
+                assert_eq!(self.live.kept_output(job), None);
+                let after = self.live.counts();
+                assert_eq!(
+                    (after.held, after.completed),
+                    (before.held - 1, before.completed + 1)
+                );
+                return;
+            }
+            Op::Release(i) => {
+                let held = self.jobs_where(|s, _| matches!(s, JobState::Held { .. }));
+                if held.is_empty() {
+                    return;
+                }
+                let job = *i.get(&held);
+                let before = self.live.clone();
+                let attempts = self.live.job(job).expect("selected").job.attempts;
+                let kept = self.live.kept_output(job).is_some();
+                self.append(vec![Event::JobReleased { job, at }]);
+                if kept {
+                    assert_eq!(self.live, before, "a release dropped a kept result");
+                    assert_eq!(self.live.counts(), before.counts());
+                } else {
+                    let j = self.live.job(job).expect("selected").job;
+                    assert_eq!((&j.state, j.attempts), (&JobState::Idle, attempts));
+                    let (b, a) = (before.counts(), self.live.counts());
+                    assert_eq!((a.held, a.idle), (b.held - 1, b.idle + 1));
+                }
+                return;
             }
             Op::RemoveJob(i) => {
                 let live = self.jobs_where(|s, _| !s.status().is_final());
