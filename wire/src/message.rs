@@ -51,6 +51,10 @@ pub enum ToMaster {
     Drain,
     Started(Vec<Started>),
     Finished(Vec<JobResult>),
+    /// A foreman now holds these attempts, queued: a worker that failed over
+    /// to it brought them from another holder. The master moves them to it
+    /// (a running one is moved by its start report).
+    Adopted(Vec<Attempt>),
     /// An executable (or job wrapper) by hash: a foreman that adopted a job
     /// from a worker that failed over to it asks its master for the bytes.
     FetchBlob {

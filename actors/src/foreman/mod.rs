@@ -31,6 +31,8 @@ pub enum Up {
     Capacity(Resources),
     /// Ask the master for an executable by hash.
     FetchBlob(String),
+    /// Queued attempts adopted from a worker that failed over here.
+    Adopted(Vec<Attempt>),
 }
 
 /// Tells the local master where to send [`Up`] messages.

@@ -221,6 +221,12 @@ impl Handler<Up> for Upstream {
                 }
             }
             Up::Finished(r) => self.send_results(r),
+            // In the holdings of the next registration if the link is down.
+            Up::Adopted(a) => {
+                if let Some(ob) = &self.outbox {
+                    ob.deliver(ToMaster::Adopted(a));
+                }
+            }
             // Asked again at the next registration if the link is down.
             Up::FetchBlob(hash) => {
                 if let Some(ob) = &self.outbox {

@@ -185,6 +185,7 @@ impl Master {
         let mut kills = Vec::new();
         let mut results = Vec::new();
         let mut reported: HashSet<JobId> = HashSet::new();
+        let mut adopted = Vec::new();
         for h in holdings {
             reported.insert(h.job);
             let current = self.claim(&name, h.job, h.attempt);
@@ -218,12 +219,18 @@ impl Master {
                     holder: name.clone(),
                     at,
                 });
-                if let HoldingState::Running { started_at } = h.state {
-                    events.push(Event::JobStarted {
+                match h.state {
+                    HoldingState::Running { started_at } => events.push(Event::JobStarted {
                         job: h.job,
                         attempt: h.attempt,
                         at: started_at,
-                    });
+                    }),
+                    // A start goes up by itself; a queued job is reported up
+                    // so that its master moves the attempt here too.
+                    _ => adopted.push(Attempt {
+                        job: h.job,
+                        attempt: h.attempt,
+                    }),
                 }
                 tracing::info!(job = %h.job, worker = %name, "adopted a job its worker brought from another foreman");
                 continue;
@@ -269,9 +276,13 @@ impl Master {
         // Kills go out once the state that makes those attempts stale is
         // durable (it may still be in flight: a requeue a moment ago).
         let kill_ob = outbox.clone();
+        let up = self.seat.up().cloned().filter(|_| !adopted.is_empty());
         self.commit(events, vec![], move || {
             if !kills.is_empty() {
                 kill_ob.deliver(FromMaster::Kill(kills));
+            }
+            if let Some(up) = up {
+                up.do_send(crate::foreman::Up::Adopted(adopted));
             }
         });
         if !results.is_empty() {
@@ -361,10 +372,36 @@ impl Master {
         })
     }
 
+    /// A foreman reports attempts a worker brought it, queued, from another
+    /// holder: each is moved to it if its holder is gone (as a start report
+    /// would), else it is told to drop it, once that is durable.
+    pub(crate) fn on_adopted(&mut self, name: &str, conn: u64, attempts: Vec<Attempt>) {
+        if !self.touch(name, conn) {
+            return;
+        }
+        let kills: Vec<Attempt> = attempts
+            .into_iter()
+            .filter(|a| !self.claim(name, a.job, a.attempt) && !self.completed_by(a.job, a.attempt))
+            .collect();
+        if kills.is_empty() {
+            return;
+        }
+        if let Some(ob) = self.outbox_of(name) {
+            self.after_durable(move || {
+                ob.deliver(FromMaster::Kill(kills));
+            });
+        }
+    }
+
     /// A holder asks for an executable by hash (a foreman that adopted a job
     /// from a worker that failed over to it). Read off this thread.
     pub(crate) fn on_fetch_blob(&mut self, ob: Outbox<FromMaster>, hash: String) {
-        if let Some(bytes) = self.blobs.get(&hash).cloned() {
+        let own_wrapper = self
+            .wrapper
+            .as_ref()
+            .filter(|(h, _)| *h == hash)
+            .map(|(_, b)| b.clone());
+        if let Some(bytes) = own_wrapper.or_else(|| self.blobs.get(&hash).cloned()) {
             ob.deliver(FromMaster::Blob {
                 hash,
                 bytes: Some(bytes),

@@ -368,12 +368,20 @@ impl Master {
     /// The post-mortem marker of a start, once the master may write.
     fn mark_start(&mut self) {
         let name = self.cfg.name.clone();
+        // The job wrapper goes into the journal's blobs like an executable,
+        // so that a foreman can still fetch it after a restart with another.
+        let blobs = match &self.wrapper {
+            Some((hash, bytes)) if !self.store.has_blob(hash).unwrap_or(false) => {
+                vec![(hash.clone(), bytes.clone())]
+            }
+            _ => vec![],
+        };
         self.commit(
             vec![Event::MasterStarted {
                 name,
                 at: pilotq_journal::now_ms(),
             }],
-            vec![],
+            blobs,
             || {},
         );
     }
@@ -531,6 +539,7 @@ impl Handler<FromSession> for Master {
             (Role::Worker | Role::Foreman, ToMaster::Finished(r)) => {
                 self.on_finished(ctx, &name, conn, r)
             }
+            (Role::Foreman, ToMaster::Adopted(a)) => self.on_adopted(&name, conn, a),
             (Role::Worker | Role::Foreman, ToMaster::FetchBlob { hash }) => {
                 if self.touch(&name, conn) {
                     self.on_fetch_blob(outbox, hash)
