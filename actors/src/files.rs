@@ -1,31 +1,29 @@
 //! Putting a job's `output` and `error` files in place on the submit side.
-//! Blocking file I/O, so it runs on threads of its own (a `SyncArbiter`),
-//! never in the master's handlers.
+//! Blocking file I/O, so it runs on threads of its own, never in the
+//! master's handlers.
 //!
 //! Outputs are part of a result's commit: the master writes them *before* it
 //! journals the completion and acknowledges the result, so a result is never
 //! acknowledged away while its files are missing. Each file is written to a
 //! temporary name unique to this write in the target directory, `fdatasync`ed,
-//! renamed over the target, and the directory is `fsync`ed; a directory
-//! shared by many files of one batch is synced once for all of them (the
-//! batching that keeps thousands of small outputs a second affordable, as
-//! the journal's group commit does for events). A reader never sees half a
-//! file, a resent result replaces the file whole, and two jobs never share a
-//! temporary name.
+//! renamed over the target, and the directory is `fsync`ed. A reader never
+//! sees half a file, a resent result replaces the file whole, and two jobs
+//! never share a temporary name.
+//!
+//! **Group commit, as the journal does it.** Two writer threads share one
+//! queue; each takes everything waiting (many holders' result frames) as one
+//! group, writes all its files, makes their data durable at once (one
+//! `syncfs` per filesystem for a large group, see [`SYNCFS_AT`]), renames
+//! them into place, and syncs each directory once for the whole group before
+//! any of its results is answered.
 
-use actix::prelude::*;
+use crossbeam::channel::{unbounded, Receiver, Sender};
 use pilotq_wire::JobResult;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-pub struct JobFiles;
-
-impl Actor for JobFiles {
-    type Context = SyncContext<Self>;
-}
 
 /// Where one result's stdout and stderr go (`None`: the job has no such
 /// file, or the result needs no files).
@@ -47,47 +45,181 @@ pub type Placed = Vec<Result<(), String>>;
 /// Results whose files are to be put in place; `then` gets the results back
 /// (for their outcome and, where a file failed, their output to keep) with
 /// one status per result.
-#[derive(Message)]
-#[rtype(result = "()")]
 pub struct PlaceOutputs {
     pub results: Vec<JobResult>,
     pub targets: Vec<Targets>,
     pub then: Box<dyn FnOnce(Vec<JobResult>, Placed) + Send>,
 }
 
-impl Handler<PlaceOutputs> for JobFiles {
-    type Result = ();
+/// The writer threads' queue.
+#[derive(Clone)]
+pub struct JobFiles {
+    tx: Sender<PlaceOutputs>,
+}
 
-    fn handle(&mut self, m: PlaceOutputs, _ctx: &mut SyncContext<Self>) {
-        let placed = place_all(&m.results, &m.targets);
-        (m.then)(m.results, placed);
+/// Writer threads: two, so that one group is written while another waits
+/// on its sync; more would only cut the groups smaller.
+pub const WRITER_THREADS: usize = 2;
+
+/// A group is cut here, so one group's answer never waits on an unbounded
+/// amount of writing.
+const MAX_GROUP_RESULTS: usize = 4096;
+
+impl JobFiles {
+    pub fn start(threads: usize) -> JobFiles {
+        let (tx, rx) = unbounded::<PlaceOutputs>();
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("pilotq-files-{i}"))
+                .spawn(move || run(rx))
+                .expect("spawning a job-file thread");
+        }
+        JobFiles { tx }
+    }
+
+    /// Queues a batch. Unbounded, but the master places each result at most
+    /// once at a time and results are bounded by what it dispatched.
+    pub fn place(&self, batch: PlaceOutputs) {
+        if let Err(e) = self.tx.send(batch) {
+            // Only if every writer thread died: fail the batch, never drop it.
+            let b = e.0;
+            let failed =
+                vec![Err("the job-file writer threads are gone".to_string()); b.results.len()];
+            (b.then)(b.results, failed);
+        }
+    }
+}
+
+fn run(rx: Receiver<PlaceOutputs>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        let mut results = group[0].results.len();
+        while results < MAX_GROUP_RESULTS {
+            match rx.try_recv() {
+                Ok(b) => {
+                    results += b.results.len();
+                    group.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        let placed = {
+            let all: Vec<(&[JobResult], &[Targets])> = group
+                .iter()
+                .map(|b| (b.results.as_slice(), b.targets.as_slice()))
+                .collect();
+            place_groups(&all)
+        };
+        for (b, p) in group.into_iter().zip(placed) {
+            (b.then)(b.results, p);
+        }
     }
 }
 
 /// Writes every result's files; returns one status per result.
 pub fn place_all(results: &[JobResult], targets: &[Targets]) -> Placed {
-    let mut placed: Placed = vec![Ok(()); results.len()];
-    // Directories to sync once the batch's renames are done, with the
-    // results that wrote into each.
-    let mut dirs: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
-    for (i, (r, t)) in results.iter().zip(targets).enumerate() {
-        let files = [(&t.stdout, &r.stdout), (&t.stderr, &r.stderr)];
-        for (path, bytes) in files {
-            let Some(path) = path else { continue };
-            match place(Path::new(path), bytes) {
-                Ok(dir) => dirs.entry(dir).or_default().push(i),
-                Err(e) => {
-                    placed[i] = Err(format!("cannot write {path}: {e}"));
-                    break;
+    place_groups(&[(results, targets)])
+        .pop()
+        .expect("one batch in, one out")
+}
+
+/// Groups of at least this many files have their data made durable with
+/// one `syncfs` per filesystem rather than one `fdatasync` per file: on this
+/// project's test machine (ext4 on a virtual disk) that costs about 100 µs
+/// of wall time a file in groups of 64 against 380 µs, and a third of the
+/// kernel time. A small group keeps the per-file sync, which waits on
+/// nothing but its own files.
+pub const SYNCFS_AT: usize = 16;
+
+/// A file written under its temporary name, not yet synced or renamed.
+struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    /// Which result it belongs to: (batch, index).
+    owner: (usize, usize),
+    /// Kept open for its own sync in a small group.
+    file: Option<std::fs::File>,
+}
+
+/// Several batches' files as one group: every file written under its
+/// temporary name, the data synced, the files renamed into place, each
+/// directory synced once. A result any of whose files failed has none of
+/// them put in place (they are kept with the held job instead). One status
+/// list per batch.
+fn place_groups(batches: &[(&[JobResult], &[Targets])]) -> Vec<Placed> {
+    let mut placed: Vec<Placed> = batches.iter().map(|(r, _)| vec![Ok(()); r.len()]).collect();
+    let files: usize = batches
+        .iter()
+        .flat_map(|(_, t)| t.iter())
+        .map(|t| usize::from(t.stdout.is_some()) + usize::from(t.stderr.is_some()))
+        .sum();
+    let by_syncfs = files >= SYNCFS_AT;
+    // 1. Written under temporary names.
+    let mut staged: Vec<Staged> = Vec::with_capacity(files);
+    for (b, (results, targets)) in batches.iter().enumerate() {
+        for (i, (r, t)) in results.iter().zip(targets.iter()).enumerate() {
+            for (path, bytes) in [(&t.stdout, &r.stdout), (&t.stderr, &r.stderr)] {
+                let Some(path) = path else { continue };
+                match stage(Path::new(path), bytes, !by_syncfs) {
+                    Ok((tmp, dir, file)) => staged.push(Staged {
+                        tmp,
+                        path: PathBuf::from(path),
+                        dir,
+                        owner: (b, i),
+                        file,
+                    }),
+                    Err(e) => {
+                        placed[b][i] = Err(format!("cannot write {path}: {e}"));
+                        break;
+                    }
                 }
             }
         }
     }
+    // 2. Their data made durable.
+    if by_syncfs {
+        let mut done: BTreeMap<u64, Result<(), String>> = BTreeMap::new();
+        for s in &staged {
+            let r = sync_filesystem(&s.dir, &mut done);
+            if let (Err(e), Ok(())) = (r, &placed[s.owner.0][s.owner.1]) {
+                placed[s.owner.0][s.owner.1] =
+                    Err(format!("cannot write {}: {e}", s.path.display()));
+            }
+        }
+    } else {
+        for s in &mut staged {
+            if let Some(f) = s.file.take() {
+                if let (Err(e), Ok(())) = (f.sync_data(), &placed[s.owner.0][s.owner.1]) {
+                    placed[s.owner.0][s.owner.1] =
+                        Err(format!("cannot write {}: {e}", s.path.display()));
+                }
+            }
+        }
+    }
+    // 3. Renamed into place, all of a result's files or none.
+    let mut dirs: BTreeMap<PathBuf, Vec<(usize, usize)>> = BTreeMap::new();
+    for s in staged {
+        let (b, i) = s.owner;
+        if placed[b][i].is_err() {
+            let _ = std::fs::remove_file(&s.tmp);
+            continue;
+        }
+        match std::fs::rename(&s.tmp, &s.path) {
+            Ok(()) => dirs.entry(s.dir).or_default().push((b, i)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&s.tmp);
+                placed[b][i] = Err(format!("cannot write {}: {e}", s.path.display()));
+            }
+        }
+    }
+    // 4. Each directory synced once, for every rename into it.
     for (dir, users) in dirs {
         if let Err(e) = sync_dir(&dir) {
-            for i in users {
-                if placed[i].is_ok() {
-                    placed[i] = Err(format!("cannot sync directory {}: {e}", dir.display()));
+            for (b, i) in users {
+                if placed[b][i].is_ok() {
+                    placed[b][i] = Err(format!("cannot sync directory {}: {e}", dir.display()));
                 }
             }
         }
@@ -99,9 +231,14 @@ pub fn place_all(results: &[JobResult], targets: &[Targets]) -> Placed {
 /// the machine for as long as the process lives.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename;
-/// returns the directory to sync. On failure the temporary file is removed.
-fn place(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+/// Writes `bytes` under a new temporary name beside `path`; returns that
+/// name, the directory, and the open file if `keep_open`. On failure the
+/// temporary file is removed.
+fn stage(
+    path: &Path,
+    bytes: &[u8],
+    keep_open: bool,
+) -> std::io::Result<(PathBuf, PathBuf, Option<std::fs::File>)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -116,22 +253,39 @@ fn place(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
         std::process::id(),
         NEXT_TMP.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_data()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    if let Err(e) = f.write_all(bytes) {
         drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    Ok(dir)
+    Ok((tmp, dir, keep_open.then_some(f)))
+}
+
+/// `syncfs` on the filesystem holding `dir`, once per filesystem per group
+/// (`done`, by device). It reports any write-back error on that filesystem
+/// since the directory was opened, ours or not: a conservative answer (the
+/// job is held, its output kept), never a lost file.
+fn sync_filesystem(dir: &Path, done: &mut BTreeMap<u64, Result<(), String>>) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let d = std::fs::File::open(dir).map_err(|e| e.to_string())?;
+    let dev = d.metadata().map_err(|e| e.to_string())?.dev();
+    done.entry(dev)
+        .or_insert_with(|| {
+            // SAFETY: syncfs on a descriptor we own for the call's duration.
+            let rc = unsafe { libc::syncfs(d.as_raw_fd()) };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error().to_string())
+            }
+        })
+        .clone()
 }
 
 /// Makes the directory's entries (a rename into it) durable.
@@ -185,6 +339,36 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 100, "temporary files left behind: {names:?}");
+    }
+
+    #[test]
+    fn a_failed_write_in_a_large_group_fails_only_its_own_result() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("plain"), b"x").unwrap();
+        let mut results = Vec::new();
+        let mut targets = Vec::new();
+        for p in 0..SYNCFS_AT as u32 {
+            results.push(result(p, &format!("job {p}")));
+            let dir = if p == 3 { "plain" } else { "ok" };
+            targets.push(Targets {
+                stdout: Some(d.path().join(format!("{dir}/o.{p}")).display().to_string()),
+                stderr: Some(d.path().join(format!("ok/e.{p}")).display().to_string()),
+            });
+        }
+        let placed = place_all(&results, &targets);
+        for (p, r) in placed.iter().enumerate() {
+            if p == 3 {
+                assert!(r.as_ref().unwrap_err().contains("plain/o.3"), "{r:?}");
+                // Its other file is not put in place either: it is kept.
+                assert!(!d.path().join("ok/e.3").exists());
+            } else {
+                assert!(r.is_ok(), "{p}: {r:?}");
+                let out = std::fs::read_to_string(d.path().join(format!("ok/o.{p}"))).unwrap();
+                assert_eq!(out, format!("job {p}"));
+            }
+        }
+        let names = std::fs::read_dir(d.path().join("ok")).unwrap().count();
+        assert_eq!(names, 2 * (SYNCFS_AT - 1), "no temporary file left behind");
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub struct Master {
     pub(crate) store: Store,
     pub(crate) writer: Writer,
     pub(crate) holders: HashMap<String, HolderRt>,
-    pub(crate) files: Addr<JobFiles>,
+    pub(crate) files: JobFiles,
     /// Job event logs, on one thread of their own: a job's events must reach
     /// its log in order.
     user_logs: Addr<UserLogWriter>,
@@ -221,7 +221,7 @@ impl Master {
             }
         };
         let writer = Writer::start(r.store.clone(), r.next_seq, 65_536);
-        let files = SyncArbiter::start(2, || JobFiles);
+        let files = JobFiles::start(crate::files::WRITER_THREADS);
         let settings = SessionSettings {
             secret: cfg.secret.clone(),
             master_name: cfg.name.clone(),

@@ -181,9 +181,9 @@ impl Master {
         }
         let me = ctx.address();
         let name = name.to_string();
-        // One message per result frame, and results are bounded by what was
+        // One batch per result frame, and results are bounded by what was
         // dispatched (copies wait above), so the file threads' queue is too.
-        self.files.do_send(PlaceOutputs {
+        self.files.place(PlaceOutputs {
             results: fresh,
             targets,
             then: Box::new(move |results, placed| {
