@@ -105,17 +105,23 @@ fn master_crashes_and_worker_churn_lose_nothing_and_run_nothing_twice() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 }
 
-/// 30 workers and 600 jobs of 200 ms under a master SIGKILLed every 2 s,
-/// with a 5 s lease (so no start of the master lives a whole lease), and
-/// `extra` settings; its report once every invariant held.
+/// Jobs of a crash loop: 30 workers need 6 s of 200 ms runs for them, long
+/// enough for the master to be killed at least twice (with 600 jobs a run
+/// could end at 4.1 s, after one kill only).
+const CRASH_LOOP_JOBS: u64 = 900;
+
+/// 30 workers and [`CRASH_LOOP_JOBS`] jobs of 200 ms under a master SIGKILLed
+/// every 2 s, with a 5 s lease (so no start of the master lives a whole
+/// lease), and `extra` settings; its report once every invariant held.
 fn crash_loop(extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
+    let jobs = CRASH_LOOP_JOBS.to_string();
     let json = dir.path().join("report.json");
     let mut args = vec![
         "--workers",
         "30",
         "--jobs",
-        "600",
+        &jobs,
         "--duration",
         "fixed:200ms",
         "--kill-master-every",
@@ -143,7 +149,7 @@ fn a_master_restarted_faster_than_its_lease_still_requeues_dead_workers_jobs() {
     let r = crash_loop(&["--worker-churn", "3"]);
     assert_eq!(
         r["jobs_completed"].as_u64().unwrap() + r["jobs_held"].as_u64().unwrap(),
-        600,
+        CRASH_LOOP_JOBS,
         "{r}"
     );
     assert!(r["runs_cut"].as_u64().unwrap() >= 1, "{r}");
@@ -155,7 +161,7 @@ fn a_master_restarted_faster_than_its_lease_still_requeues_dead_workers_jobs() {
 #[test]
 fn a_crash_loop_with_live_workers_completes_every_job() {
     let r = crash_loop(&[]);
-    assert_eq!(r["jobs_completed"], 600, "{r}");
+    assert_eq!(r["jobs_completed"], CRASH_LOOP_JOBS, "{r}");
     assert_eq!(r["jobs_held"], 0, "{r}");
     assert_eq!(r["runs_cut"], 0, "{r}");
     assert_eq!(r["jobs_rerun"], 0, "{r}");
@@ -183,7 +189,7 @@ fn a_partitioned_foreman_comes_back_and_its_jobs_complete_once() {
     ]);
     assert!(out.status.success(), "{}", explain(&out));
     let r = report(&json);
-    assert_eq!(r["jobs_completed"], 600, "{r}");
+    assert_eq!(r["jobs_completed"], CRASH_LOOP_JOBS, "{r}");
     assert_eq!(r["jobs_lost"], 0, "{r}");
     assert_eq!(r["jobs_duplicated"], 0, "{r}");
     assert_eq!(r["foreman_partitions"], 1, "{r}");
