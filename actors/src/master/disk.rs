@@ -161,6 +161,28 @@ impl DiskFloor {
     }
 }
 
+/// Takes the journal directory's own lock (`pilotq.lock`, `flock`), held for
+/// as long as the returned file is open. Taken before anything beside the
+/// journal is touched: a second master started on the same journal must fail
+/// before it could delete the running one's reserve (sled's own lock is
+/// only taken when the journal is opened, after that).
+pub fn lock_journal_dir(dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+/// The journal directory's lock file (see [`lock_journal_dir`]).
+pub const LOCK_FILE: &str = "pilotq.lock";
+
 /// `1.5 GiB`, `512 KiB`, `37 B`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

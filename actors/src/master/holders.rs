@@ -379,9 +379,10 @@ impl Master {
         if !self.touch(name, conn) {
             return;
         }
+        // A queued copy of an attempt that already completed must not run.
         let kills: Vec<Attempt> = attempts
             .into_iter()
-            .filter(|a| !self.claim(name, a.job, a.attempt) && !self.completed_by(a.job, a.attempt))
+            .filter(|a| !self.claim(name, a.job, a.attempt))
             .collect();
         if kills.is_empty() {
             return;
@@ -456,6 +457,11 @@ impl Master {
     fn requeue_or_hold(&self, job: JobId, why: &str, now: u64) -> Option<Event> {
         let r = self.table.job(job)?;
         let (_, attempt) = r.job.state.out_on()?;
+        // Its result is here, its files being written: it settles the job
+        // (running it again would race that attempt's files with the next's).
+        if self.placing.contains_key(&(job, attempt)) {
+            return None;
+        }
         // A foreman's job belongs to its master's attempt: a worker lost here
         // sends it back to the local queue; holding is the master's call.
         let pinned = r.job.pinned > 0;

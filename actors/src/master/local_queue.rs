@@ -78,6 +78,52 @@ impl Master {
         out
     }
 
+    /// An executable (or wrapper) its jobs need cannot be had: each idle
+    /// job waiting for it leaves this queue and goes back to the master as
+    /// failed to start, with `why` (the master holds it), rather than
+    /// waiting here for ever.
+    fn give_up_waiting_for(&mut self, hash: &str, why: String) {
+        tracing::error!(%hash, "{why}: its jobs go back to the master as failed to start");
+        let Some(up) = self.seat.up().cloned() else {
+            return;
+        };
+        let now = now_ms();
+        let mut events = Vec::new();
+        let mut results = Vec::new();
+        for (cid, c) in self.table.clusters() {
+            if c.spec.executable != hash && c.wrapper.as_deref() != Some(hash) {
+                continue;
+            }
+            for (proc, j) in c.records() {
+                if j.pinned == 0 || j.state != JobState::Idle {
+                    continue;
+                }
+                let job = JobId {
+                    cluster: *cid,
+                    proc,
+                };
+                events.push(Event::JobRemoved { job, at: now });
+                results.push(JobResult {
+                    job,
+                    attempt: j.pinned,
+                    outcome: pilotq_wire::Outcome::FailedToStart {
+                        reason: why.clone(),
+                    },
+                    started_at: now,
+                    ended_at: now,
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                });
+            }
+        }
+        if results.is_empty() {
+            return;
+        }
+        // Kept for the master before the append, durable with it.
+        self.keep_for_upstream(&results);
+        self.commit(events, vec![], move || up.do_send(Up::Finished(results)));
+    }
+
     /// Results still owed to the master. An entry that cannot be read is
     /// reported and skipped; the others still go up.
     fn owed_results(&self) -> Vec<JobResult> {
@@ -157,13 +203,20 @@ impl Handler<BlobFetched> for Master {
             return;
         }
         let Some(bytes) = m.bytes else {
-            tracing::error!(hash = %m.hash, "the master does not have an executable this foreman needs");
-            return;
+            return self.give_up_waiting_for(
+                &m.hash,
+                format!("the master does not have executable {}", m.hash),
+            );
         };
         let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         if got != m.hash {
-            tracing::error!(hash = %m.hash, %got, "the master sent bytes that do not match the executable's hash; dropped");
-            return;
+            return self.give_up_waiting_for(
+                &m.hash,
+                format!(
+                    "the master sent bytes that do not match executable {}",
+                    m.hash
+                ),
+            );
         }
         self.remember_blob(m.hash.clone(), bytes.clone());
         self.commit(vec![], vec![(m.hash, bytes)], || {});

@@ -123,13 +123,15 @@ pub struct Master {
     /// written (not even `MasterStarted`) until space returns, and every
     /// request that would write is refused with this reason (see `disk`).
     pub(crate) paused: Option<String>,
-    /// Results whose files are being put in place, with the connections
-    /// whose copies of them arrived meanwhile (acknowledged after the first).
-    pub(crate) placing: HashMap<(pilotq_wire::JobId, u32), Vec<Outbox<FromMaster>>>,
+    /// Results whose files are being put in place, with the copies of them
+    /// that arrived meanwhile (one per connection; taken after the first).
+    pub(crate) placing: HashMap<(pilotq_wire::JobId, u32), Vec<WaitingCopy>>,
     /// On a foreman: executables asked of the master, not yet here.
     pub(crate) fetching: HashSet<String>,
     /// A blocking thread is making the disk reserve.
     reserve_busy: Arc<std::sync::atomic::AtomicBool>,
+    /// The journal directory's lock, held while the master lives.
+    _dir_lock: std::fs::File,
     /// The job wrapper (`--job-wrapper`): its hash and bytes.
     pub(crate) wrapper: Option<(String, Vec<u8>)>,
     /// The site's master, or a foreman's local queue (see `seat`).
@@ -147,6 +149,13 @@ pub struct Master {
     /// holder that had jobs out at the start has neither come back nor been
     /// given up on.
     pub(crate) reclaim: Option<holders::Reclaim>,
+}
+
+/// A copy of a result that arrived while the first was being placed.
+pub(crate) struct WaitingCopy {
+    pub name: String,
+    pub ob: Outbox<FromMaster>,
+    pub result: pilotq_wire::JobResult,
 }
 
 /// What `start` reports about the replay, for the log line and tests.
@@ -171,6 +180,18 @@ impl Master {
                 "cannot create the journal directory {}: {e}",
                 cfg.journal.display()
             ))
+        })?;
+        let dir_lock = disk::lock_journal_dir(&cfg.journal).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                StartError::Journal(JournalError::Locked {
+                    path: cfg.journal.display().to_string(),
+                })
+            } else {
+                StartError::Other(format!(
+                    "cannot lock the journal directory {}: {e}",
+                    cfg.journal.display()
+                ))
+            }
         })?;
         let disk = DiskFloor::new(&cfg.journal, cfg.min_free_disk).map_err(|e| {
             StartError::Other(format!(
@@ -245,6 +266,7 @@ impl Master {
             placing: HashMap::new(),
             fetching: HashSet::new(),
             reserve_busy: Default::default(),
+            _dir_lock: dir_lock,
             wrapper,
             seat: Seat::Site,
             capacity_sent: None,

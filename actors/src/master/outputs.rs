@@ -39,26 +39,35 @@ pub(crate) struct OutputsPlaced {
     ob: Outbox<FromMaster>,
     results: Vec<JobResult>,
     placed: Placed,
+    /// Which results had files to place (the others were not claimable
+    /// when they arrived).
+    had_files: Vec<bool>,
 }
 
 impl Handler<OutputsPlaced> for Master {
     type Result = ();
 
-    fn handle(&mut self, m: OutputsPlaced, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, m: OutputsPlaced, ctx: &mut Context<Self>) {
         crate::failpoint::hit("results-files-written");
         let mut waiting = Vec::new();
         for r in &m.results {
             if let Some(w) = self.placing.remove(&(r.job, r.attempt)) {
-                waiting.extend(w.into_iter().map(|ob| (ob, r.job, r.attempt)));
+                waiting.extend(w);
             }
         }
-        self.settle_results(&m.name, m.ob, m.results, Some(m.placed));
-        // Copies that arrived while the files were written: acknowledged
-        // with the original (their attempt is now completed or held).
-        for (ob, job, attempt) in waiting {
-            self.after_durable(move || {
-                ob.deliver(FromMaster::Ack(vec![Attempt { job, attempt }]));
-            });
+        let placed = m
+            .placed
+            .into_iter()
+            .zip(m.had_files)
+            .map(|(p, had)| had.then_some(p))
+            .collect();
+        self.settle_results(ctx, &m.name, m.ob, m.results, placed);
+        // Copies that arrived while the files were written go through as
+        // results of their own: acknowledged as copies if the first settled
+        // the job, taken if it did not (its sender had lost the job to
+        // theirs meanwhile).
+        for w in waiting {
+            self.on_results(ctx, &w.name, w.ob, vec![w.result]);
         }
     }
 }
@@ -160,8 +169,12 @@ impl Master {
         for r in results {
             match self.placing.get_mut(&(r.job, r.attempt)) {
                 Some(waiting) => {
-                    if !waiting.iter().any(|o| o.conn == ob.conn) {
-                        waiting.push(ob.clone());
+                    if !waiting.iter().any(|w| w.ob.conn == ob.conn) {
+                        waiting.push(super::WaitingCopy {
+                            name: name.to_string(),
+                            ob: ob.clone(),
+                            result: r,
+                        });
                     }
                 }
                 None => fresh.push(r),
@@ -172,7 +185,8 @@ impl Master {
         }
         let targets: Vec<Targets> = fresh.iter().map(|r| self.targets_of(name, r)).collect();
         if !targets.iter().any(Targets::any) {
-            return self.settle_results(name, ob, fresh, None);
+            let none = vec![None; fresh.len()];
+            return self.settle_results(ctx, name, ob, fresh, none);
         }
         for (r, t) in fresh.iter().zip(&targets) {
             if t.any() {
@@ -181,6 +195,7 @@ impl Master {
         }
         let me = ctx.address();
         let name = name.to_string();
+        let had_files = targets.iter().map(Targets::any).collect();
         // One batch per result frame, and results are bounded by what was
         // dispatched (copies wait above), so the file threads' queue is too.
         self.files.place(PlaceOutputs {
@@ -192,6 +207,7 @@ impl Master {
                     ob,
                     results,
                     placed,
+                    had_files,
                 })
             }),
         });
@@ -216,32 +232,35 @@ impl Master {
     }
 
     /// Journals what `results` decide and acknowledges them once durable.
-    /// `placed`: for each result, whether its files went in (absent: none
-    /// were needed). The completion is applied at once (so the table never
-    /// shows a finished job still running).
+    /// `placed`: for each result, whether its files went in (`None`: none
+    /// were written for it). The completion is applied at once (so the table
+    /// never shows a finished job still running).
     fn settle_results(
         &mut self,
+        ctx: &mut Context<Self>,
         name: &str,
         ob: Outbox<FromMaster>,
         results: Vec<JobResult>,
-        placed: Option<Placed>,
+        placed: Vec<Option<Result<(), String>>>,
     ) {
         let now = now_ms();
         let mut events = Vec::new();
         let mut blobs = Vec::new();
         let mut acks = Vec::new();
+        // Results that turn out to need files after all: placed first.
+        let mut again = Vec::new();
         // On a foreman: results for the master, instead of job files.
         let mut up = Vec::new();
         let foreman = self.seat.is_local();
-        let placed = placed.unwrap_or_else(|| vec![Ok(()); results.len()]);
         for (r, placed) in results.into_iter().zip(placed) {
-            acks.push(Attempt {
+            let attempt = Attempt {
                 job: r.job,
                 attempt: r.attempt,
-            });
+            };
             // A foreman passes up results of jobs it never had (its worker
             // failed over to it with them): its master decides.
             if foreman && self.table.job(r.job).is_none() {
+                acks.push(attempt);
                 up.push(r);
                 continue;
             }
@@ -249,8 +268,18 @@ impl Master {
             if !current {
                 // Stale or unknown (the holder may forget it), or a copy of
                 // the result that already completed the job.
+                acks.push(attempt);
                 continue;
             }
+            // Not claimable when it arrived, so no files were written, but
+            // its holder has since become entitled to it (the one that had
+            // the job went away meanwhile): its files go in first.
+            if placed.is_none() && self.targets_of(name, &r).any() {
+                again.push(r);
+                continue;
+            }
+            let placed = placed.unwrap_or(Ok(()));
+            acks.push(attempt);
             if foreman {
                 up.push(r.clone());
             }
@@ -302,6 +331,9 @@ impl Master {
                     }
                 }
             });
+        }
+        if !again.is_empty() {
+            self.on_results(ctx, name, ob.clone(), again);
         }
         if acks.is_empty() {
             return;
@@ -371,6 +403,7 @@ impl Master {
             }
         }
         let released = bare.len() as u64;
+        let idle_again = !bare.is_empty();
         if kept.is_empty() {
             self.commit(bare, vec![], move || {
                 ob.deliver(FromMaster::Released {
@@ -378,36 +411,72 @@ impl Master {
                     problems,
                 });
             });
-            return;
+        } else {
+            self.commit(bare, vec![], || {});
+            self.place_kept(ctx, ob, released, problems, kept);
         }
-        self.commit(bare, vec![], || {});
-        // The kept bytes are read from the journal and written out on a
-        // blocking thread; `KeptPlaced` settles them here.
+        if idle_again {
+            self.schedule_dispatch(ctx);
+        }
+    }
+
+    /// Writes the kept outputs of held jobs again, on a blocking thread (the
+    /// bytes are read from the journal); `KeptPlaced` settles them here.
+    fn place_kept(
+        &mut self,
+        ctx: &mut Context<Self>,
+        ob: Outbox<FromMaster>,
+        released: u64,
+        problems: Vec<String>,
+        kept: Vec<(JobId, KeptOutput, Targets)>,
+    ) {
         let store = self.store.clone();
         let me = ctx.address();
         tokio::task::spawn_blocking(move || {
             let mut results = Vec::with_capacity(kept.len());
             let mut targets = Vec::with_capacity(kept.len());
             let mut jobs = Vec::with_capacity(kept.len());
+            let mut unreadable = Vec::with_capacity(kept.len());
             for (job, k, t) in kept {
-                let read = |h: &Option<String>| -> Vec<u8> {
-                    h.as_deref()
-                        .and_then(|h| store.blob(h).ok().flatten())
-                        .unwrap_or_default()
+                // A kept output that cannot be read is never written out as
+                // an empty file: the job stays held, with the reason.
+                let read = |h: &Option<String>| -> Result<Vec<u8>, String> {
+                    let Some(h) = h else { return Ok(Vec::new()) };
+                    match store.blob(h) {
+                        Ok(Some(b)) => Ok(b),
+                        Ok(None) => Err(format!("the kept output {h} is missing from the journal")),
+                        Err(e) => Err(format!("cannot read the kept output {h}: {e}")),
+                    }
                 };
+                let (stdout, stderr) = match (read(&k.stdout), read(&k.stderr)) {
+                    (Ok(o), Ok(e)) => {
+                        unreadable.push(None);
+                        (o, e)
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        unreadable.push(Some(e));
+                        (Vec::new(), Vec::new())
+                    }
+                };
+                let skip = unreadable.last().is_some_and(Option::is_some);
                 results.push(JobResult {
                     job,
                     attempt: k.attempt,
                     outcome: k.outcome.clone(),
                     started_at: 0,
                     ended_at: 0,
-                    stdout: read(&k.stdout),
-                    stderr: read(&k.stderr),
+                    stdout,
+                    stderr,
                 });
-                targets.push(t);
+                targets.push(if skip { Targets::default() } else { t });
                 jobs.push((job, k.attempt, k.outcome));
             }
-            let placed = files::place_all(&results, &targets);
+            let mut placed = files::place_all(&results, &targets);
+            for (p, u) in placed.iter_mut().zip(unreadable) {
+                if let Some(e) = u {
+                    *p = Err(e);
+                }
+            }
             me.do_send(KeptPlaced {
                 ob,
                 released,
