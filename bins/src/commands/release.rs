@@ -2,23 +2,12 @@
 
 use crate::cli::RmArgs;
 use crate::client_opts::block_on;
-use crate::commands::q::selectors;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use pilotq_wire::Selector;
 
 pub fn run(a: RmArgs) -> Result<i32> {
     crate::logging::init("warn");
-    if a.all && !a.ids.is_empty() {
-        bail!("give either --all or job ids, not both");
-    }
-    if !a.all && a.ids.is_empty() {
-        bail!("nothing to release: give C, C.P or --all");
-    }
-    let sel = if a.all {
-        vec![Selector::All]
-    } else {
-        selectors(&a.ids)?
-    };
+    let sel = crate::commands::rm::selected(&a, "release")?;
     block_on(async {
         let mut c = a.client.connect().await?;
         let mut code = 0;

@@ -6,19 +6,24 @@ use crate::commands::q::selectors;
 use anyhow::{bail, Result};
 use pilotq_wire::Selector;
 
-pub fn run(a: RmArgs) -> Result<i32> {
-    crate::logging::init("warn");
+/// The jobs `C`, `C.P` or `--all` name, for `verb` (remove, release).
+pub fn selected(a: &RmArgs, verb: &str) -> Result<Vec<Selector>> {
     if a.all && !a.ids.is_empty() {
         bail!("give either --all or job ids, not both");
     }
     if !a.all && a.ids.is_empty() {
-        bail!("nothing to remove: give C, C.P or --all");
+        bail!("nothing to {verb}: give C, C.P or --all");
     }
-    let sel = if a.all {
-        vec![Selector::All]
+    if a.all {
+        Ok(vec![Selector::All])
     } else {
-        selectors(&a.ids)?
-    };
+        selectors(&a.ids)
+    }
+}
+
+pub fn run(a: RmArgs) -> Result<i32> {
+    crate::logging::init("warn");
+    let sel = selected(&a, "remove")?;
     // One request per id, so each gets its own message like condor_rm.
     block_on(async {
         let mut c = a.client.connect().await?;
