@@ -184,7 +184,6 @@ fn memory() {
     }
 }
 
-
 /// `files`: every job has an output and an error file, so each completion
 /// also costs two files put in place (synced, renamed, directory synced).
 fn throughput_with(files: bool) {
