@@ -13,22 +13,30 @@
 //! | [`Master`], [`Worker`] | `pilotq master` / `pilotq worker` guards |
 //! | [`Foreman`], [`Cluster::start_foreman`], [`Cluster::add_worker_to`] | `pilotq foreman` guards (own journal, own port) and workers behind them |
 //! | [`MasterOpts`] | lease, heartbeat, handshake timeout, max frame, password, fixed port, extra arguments and environment |
-//! | [`Cluster`] | one test's world: a tempdir, a master, workers, client helpers (`run`, `submit`, `q_json`, `wait_until`, `journal_events`) and diagnostics for panic messages |
+//! | [`Cluster`] | one test's world: a tempdir, a master, workers, client helpers (`run`, `submit`, `q_json`, `wait_until`, `wait_holders`, `wait_capacity`, `journal_events`, `read_file`, `wait_pids`) and diagnostics for panic messages |
+//! | [`Cluster::assert_journal_once_each`], [`Cluster::assert_journal_verified`] | the journal after a run: each job dispatched and completed once, never requeued; `journal verify` ok |
 //! | [`Job`] | one object of `q --json`, typed |
 //! | [`RawConn`] | a raw TCP connection speaking length-prefixed msgpack frames |
 //! | [`event_kind`], [`event_job`] | reading `journal dump --json` lines |
 //! | [`condor_bin`], [`Cluster::run_condor`], [`Cluster::condor_submit`] | the HTCondor face: `condor_*` binaries next to `pilotq`, run against the cluster's master |
 //! | [`Input`], [`run_with_input`] | what a client reads on stdin: nothing, a text, or a pipe left open |
-//! | [`free_port`], [`alive`], [`wait_for`], [`compact`], [`run_with_timeout`], [`current_user`] | small utilities |
+//! | [`user_log`] | the job event log (`log =`): [`user_log::LogEvent`], [`user_log::parse_log`], [`user_log::codes_of`], [`user_log::wait_log`] |
+//! | [`logged_jobs`] | jobs that log `start`/`end` to a runs log ([`logged_jobs::logged_job`]) and the checks that each ran and completed exactly once |
+//! | [`free_port`], [`alive`], [`wait_for`], [`compact`], [`run_with_timeout`], [`current_user`], [`write_executable`], [`pids_in`] | small utilities |
 //!
 //! Tests live in `tests/tests/*.rs`, one file per area. Build the binaries
 //! first: `cargo build --bins && cargo test -p pilotq-tests`. A failing test
 //! prints the tail of every process's log; with `PILOTQ_TEST_KEEP=1` its
 //! tempdir (journal, logs, outputs) is kept too.
 
+pub mod logged_jobs;
+pub mod user_log;
+
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -138,6 +146,22 @@ pub fn wait_for<T>(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Writes `text` to `path` and makes it executable (mode 755).
+pub fn write_executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The pids listed in a file, one a line (none if it cannot be read;
+/// lines that are not numbers are skipped).
+pub fn pids_in(path: &Path) -> Vec<i32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 /// The last `n` lines of a file, for panic messages.
@@ -879,6 +903,29 @@ impl Cluster {
         );
     }
 
+    /// Waits until the master counts `holders` connected holders offering
+    /// `cores` cores in all (a foreman counts once, with its workers' cores);
+    /// `status --json` every 200 ms.
+    pub fn wait_capacity(&self, holders: u64, cores: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.run(&["status", "--json"]);
+            let s: Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+            if s["holders"] == holders && s["cores"] == cores {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for the master to count {holders} \
+                     holder(s) with {cores} cores in all (each foreman one holder, with its \
+                     workers' cores)\nlast `status --json`: {out}\n{}",
+                    self.diag()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// `pilotq journal dump --json` on this cluster's journal (the master
     /// must be stopped), one value per line.
     pub fn journal_events(&self) -> Vec<Value> {
@@ -891,6 +938,67 @@ impl Cluster {
                     .unwrap_or_else(|e| panic!("journal dump line {l:?} is not JSON: {e}"))
             })
             .collect()
+    }
+
+    /// Stops the master (SIGTERM, which must succeed) and reads its journal:
+    /// `masters` starts, `n` jobs, and per job one dispatch, one completion
+    /// and no requeue.
+    pub fn assert_journal_once_each(&mut self, n: usize, masters: usize) {
+        let status = self.stop_master();
+        assert!(status.success(), "master exit after SIGTERM: {status}");
+        let mut per_job: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+        let mut master_starts = 0;
+        for ev in &self.journal_events() {
+            let (kind, body) = event_kind(ev);
+            if kind == "MasterStarted" {
+                master_starts += 1;
+            }
+            if let Some(id) = event_job(body) {
+                *per_job
+                    .entry(id)
+                    .or_default()
+                    .entry(kind.to_string())
+                    .or_default() += 1;
+            }
+        }
+        assert_eq!(master_starts, masters, "master starts in the journal");
+        assert_eq!(per_job.len(), n, "{per_job:?}");
+        for (id, kinds) in &per_job {
+            assert_eq!(kinds.get("JobDispatched"), Some(&1), "job {id}: {kinds:?}");
+            assert_eq!(kinds.get("JobCompleted"), Some(&1), "job {id}: {kinds:?}");
+            assert_eq!(kinds.get("JobRequeued"), None, "job {id}: {kinds:?}");
+        }
+    }
+
+    /// `pilotq journal verify` on this cluster's journal (the master must be
+    /// stopped): `ok:`, with `n` completed jobs.
+    pub fn assert_journal_verified(&self, n: usize) {
+        let j = self.journal.display().to_string();
+        let v = self.run_ok(&["journal", "verify", "--journal", &j]);
+        assert!(v.stdout.starts_with("ok:"), "{v}");
+        assert!(v.stdout.contains(&format!("{n} completed")), "{v}");
+    }
+
+    /// A file of the tempdir, which must exist (else the panic shows the
+    /// processes' logs).
+    pub fn read_file(&self, rel: &str) -> String {
+        let p = self.path(rel);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), self.diag()))
+    }
+
+    /// Waits until a job has written `n` pids to `path` (one a line, see
+    /// [`pids_in`]) and returns them.
+    pub fn wait_pids(&self, path: &Path, n: usize, timeout: Duration) -> Vec<i32> {
+        wait_for(
+            timeout,
+            &format!("the job to write its {n} pids"),
+            || {
+                let p = pids_in(path);
+                (p.len() == n).then_some(p)
+            },
+            || self.diag(),
+        )
     }
 
     /// The logs of every process this cluster started, for panic messages.

@@ -3,21 +3,10 @@
 //! executable captured at submit, and malformed descriptions that queue
 //! nothing.
 
-use pilotq_tests::{current_user, Cluster, Input, MasterOpts, Out};
+use pilotq_tests::{current_user, write_executable, Cluster, Input, MasterOpts, Out};
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
-
-fn write_executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn read(c: &Cluster, rel: &str) -> String {
-    let p = c.path(rel);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), c.diag()))
-}
 
 /// A job's output as a set of lines (`env` prints in no fixed order).
 fn line_set(text: &str) -> BTreeSet<&str> {
@@ -58,10 +47,10 @@ queue 3
         assert_eq!(j.raw["cmd"], "/bin/sh", "{:#}", j.raw);
         let p = j.proc;
         assert_eq!(
-            read(&c, &format!("out/{cl}.{p}.out")),
+            c.read_file(&format!("out/{cl}.{p}.out")),
             format!("{cl}.{p} {cl}.{p}\n")
         );
-        assert_eq!(read(&c, &format!("out/{cl}.{p}.err")), "");
+        assert_eq!(c.read_file(&format!("out/{cl}.{p}.err")), "");
     }
 }
 
@@ -147,7 +136,7 @@ fn both_environment_syntaxes_reach_the_job_exactly() {
     for j in &jobs {
         assert_eq!(j.exit_code, Some(0), "{:#}", j.raw);
     }
-    let got = read(&c, &format!("out/env-{old}.out"));
+    let got = c.read_file(&format!("out/env-{old}.out"));
     assert_eq!(
         line_set(&got),
         BTreeSet::from([
@@ -157,14 +146,14 @@ fn both_environment_syntaxes_reach_the_job_exactly() {
         ]),
         "old syntax: the job's environment must be exactly the submitted one; it was:\n{got}"
     );
-    let got = read(&c, &format!("out/env-{new}.out"));
+    let got = c.read_file(&format!("out/env-{new}.out"));
     assert_eq!(
         line_set(&got),
         BTreeSet::from(["one=1", "two=\"2\"", "three=spacey 'quoted' value", "B=x y"]),
         "new syntax: the job's environment must be exactly the submitted one; it was:\n{got}"
     );
     for p in 0..2 {
-        let got = read(&c, &format!("out/env-{per_job}.{p}.out"));
+        let got = c.read_file(&format!("out/env-{per_job}.{p}.out"));
         assert_eq!(
             got,
             format!("JOB={per_job}.{p}\n"),
@@ -212,12 +201,12 @@ fn both_argument_syntaxes_reach_the_job_exactly() {
         assert_eq!(j.exit_code, Some(0), "{:#}", j.raw);
     }
     for (cl, want) in cases {
-        let got = read(&c, &format!("out/args-{cl}.0.out"));
+        let got = c.read_file(&format!("out/args-{cl}.0.out"));
         assert_eq!(got, want, "arguments of cluster {cl}");
     }
     for p in 0..2 {
         assert_eq!(
-            read(&c, &format!("out/args-{macros}.{p}.out")),
+            c.read_file(&format!("out/args-{macros}.{p}.out")),
             format!("[{macros}]\n[{p}]\n[id={macros}.{p}]\n"),
             "macros in arguments"
         );
@@ -245,7 +234,7 @@ fn the_description_is_read_from_stdin_without_a_file_or_with_dash() {
     c.add_worker("w1", 1);
     c.wait_all_completed(Duration::from_secs(30));
     for cl in [a, b] {
-        assert_eq!(read(&c, &format!("out/stdin-{cl}.out")), "from stdin\n");
+        assert_eq!(c.read_file(&format!("out/stdin-{cl}.out")), "from stdin\n");
     }
 }
 
@@ -266,7 +255,7 @@ fn given_a_file_it_never_reads_stdin() {
     let cl = pilotq_tests::parse_submit(&out.stdout, 1).unwrap_or_else(|e| panic!("{e}\n{out}"));
     c.add_worker("w1", 1);
     c.wait_all_completed(Duration::from_secs(30));
-    assert_eq!(read(&c, &format!("out/stdin-{cl}.out")), "from a file\n");
+    assert_eq!(c.read_file(&format!("out/stdin-{cl}.out")), "from a file\n");
 }
 
 /// HTCondor's initial directory is where condor_submit runs: relative
@@ -294,8 +283,8 @@ fn relative_paths_are_relative_to_the_submit_directory() {
     pilotq_tests::parse_submit(&out.stdout, 1).unwrap_or_else(|e| panic!("{e}\n{out}"));
     c.add_worker("w1", 1);
     c.wait_all_completed(Duration::from_secs(30));
-    assert_eq!(read(&c, "submitdir/hello.out"), "hello world\n");
-    assert_eq!(read(&c, "submitdir/hello.err"), "");
+    assert_eq!(c.read_file("submitdir/hello.out"), "hello world\n");
+    assert_eq!(c.read_file("submitdir/hello.err"), "");
     pilotq_tests::wait_for(
         Duration::from_secs(10),
         "submitdir/hello.log to record the termination (005)",
@@ -326,7 +315,7 @@ fn the_executable_is_captured_at_submit() {
     let jobs = c.wait_all_completed(Duration::from_secs(30));
     assert_eq!(jobs[0].exit_code, Some(0), "{:#}", jobs[0].raw);
     assert_eq!(
-        read(&c, &format!("out/{cl}.out")),
+        c.read_file(&format!("out/{cl}.out")),
         "deleted but still here\n"
     );
 }

@@ -15,15 +15,8 @@
 //! The executable is a script written in the tempdir and deleted right after
 //! `pilotq submit` stored it: only the master's journal has it.
 
-use pilotq_tests::{free_port, Cluster, Job, MasterOpts, COMPLETED, RUNNING};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use pilotq_tests::{free_port, write_executable, Cluster, Job, MasterOpts, COMPLETED, RUNNING};
 use std::time::Duration;
-
-fn write_executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// A line naming the worker whose sandbox the shell is in (`w1`, `w2`, or
 /// the whole directory if neither).

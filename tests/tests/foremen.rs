@@ -5,9 +5,10 @@
 //! away, and delivers the results when the master is back: nothing is lost,
 //! nothing runs twice, and every job keeps the master's first attempt.
 
-use pilotq_tests::{
-    event_job, event_kind, free_port, Cluster, Job, MasterOpts, COMPLETED, HELD, REMOVED, RUNNING,
+use pilotq_tests::logged_jobs::{
+    assert_each_completed_once, assert_each_ran_once, lines_counted, logged, logged_job,
 };
+use pilotq_tests::{free_port, Cluster, Job, MasterOpts, COMPLETED, HELD, REMOVED, RUNNING};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,134 +30,11 @@ fn master_opts(lease: f64) -> MasterOpts {
 /// the restart; the restarted master must give it that long to reclaim.
 const LEASE_ACROSS_AN_OUTAGE: f64 = 15.0;
 
-/// A job that logs its start and end to the shared `log` (so a second run of
-/// any job would show), sleeps `secs`, and prints `done C.P`.
-fn logged_job(log: &Path, secs: &str) -> String {
-    format!(
-        "echo \"start $(Cluster).$(Process)\" >> {l}; sleep {secs}; \
-         echo \"done $(Cluster).$(Process)\"; echo \"end $(Cluster).$(Process)\" >> {l}",
-        l = log.display()
-    )
-}
-
-/// Each line of a log, counted.
-fn lines_counted(path: &Path) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string(path) {
-        for l in text.lines() {
-            *m.entry(l.to_string()).or_insert(0) += 1;
-        }
-    }
-    m
-}
-
-/// The jobs with a `what` (`start` or `end`) line in a runs log.
-fn logged(path: &Path, what: &str) -> BTreeSet<String> {
-    lines_counted(path)
-        .keys()
-        .filter_map(|l| l.strip_prefix(&format!("{what} ")).map(str::to_string))
-        .collect()
-}
-
-/// Waits until the master counts `holders` connected holders offering
-/// `cores` cores in all (a foreman counts once, with its workers' cores).
-fn wait_capacity(c: &Cluster, holders: u64, cores: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = c.run(&["status", "--json"]);
-        let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
-        if s["holders"] == holders && s["cores"] == cores {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for the master to count {holders} holder(s) \
-                 with {cores} cores in all (each foreman one holder, with its workers' cores)\n\
-                 last `status --json`: {out}\n{}",
-                c.diag()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Jobs the master shows as out (Assigned or Running) at `holder`.
 fn out_at<'a>(jobs: &'a [Job], holder: &str) -> Vec<&'a Job> {
     jobs.iter()
         .filter(|j| j.holder.as_deref() == Some(holder))
         .collect()
-}
-
-/// Every job Completed once, with exit 0, no holder, the master's first
-/// attempt, and `out/C.P.out` holding `done C.P`.
-fn assert_each_completed_once(c: &Cluster, jobs: &[Job], n: usize) {
-    assert_eq!(jobs.len(), n, "{jobs:#?}");
-    for j in jobs {
-        assert_eq!(
-            (j.status, j.exit_code, j.holder.as_deref()),
-            (COMPLETED, Some(0), None),
-            "{:#}\n{}",
-            j.raw,
-            c.diag()
-        );
-        assert_eq!(
-            j.attempts,
-            1,
-            "job {} was dispatched more than once: {:#}\n{}",
-            j.id,
-            j.raw,
-            c.diag()
-        );
-        let path = c.path(&format!("out/{}.out", j.id));
-        let out = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), c.diag()));
-        assert_eq!(out, format!("done {}\n", j.id), "{}", path.display());
-    }
-}
-
-/// Each job logged `start` and `end` exactly once, and nothing else ran.
-fn assert_each_ran_once(c: &Cluster, log: &Path, jobs: &[Job]) {
-    let want: BTreeMap<String, usize> = jobs
-        .iter()
-        .flat_map(|j| [format!("start {}", j.id), format!("end {}", j.id)])
-        .map(|l| (l, 1))
-        .collect();
-    let got = lines_counted(log);
-    assert_eq!(
-        got,
-        want,
-        "each job must start and end exactly once\n{}",
-        c.diag()
-    );
-}
-
-/// Stops the master and reads its journal: `masters` starts, and per job one
-/// dispatch, one completion and no requeue.
-fn assert_journal_once_each(c: &mut Cluster, n: usize, masters: usize) {
-    let status = c.stop_master();
-    assert!(status.success(), "master exit after SIGTERM: {status}");
-    let mut per_job: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-    let mut master_starts = 0;
-    for ev in &c.journal_events() {
-        let (kind, body) = event_kind(ev);
-        if kind == "MasterStarted" {
-            master_starts += 1;
-        }
-        if let Some(id) = event_job(body) {
-            *per_job
-                .entry(id)
-                .or_default()
-                .entry(kind.to_string())
-                .or_default() += 1;
-        }
-    }
-    assert_eq!(master_starts, masters, "master starts in the journal");
-    assert_eq!(per_job.len(), n, "{per_job:?}");
-    for (id, kinds) in &per_job {
-        assert_eq!(kinds.get("JobDispatched"), Some(&1), "job {id}: {kinds:?}");
-        assert_eq!(kinds.get("JobCompleted"), Some(&1), "job {id}: {kinds:?}");
-        assert_eq!(kinds.get("JobRequeued"), None, "job {id}: {kinds:?}");
-    }
 }
 
 #[test]
@@ -172,7 +50,7 @@ fn jobs_flow_through_two_foremen() {
         }
     }
     // Two holders, not four: each foreman with its two workers' 1 + 2 cores.
-    wait_capacity(&c, 2, 6, Duration::from_secs(30));
+    c.wait_capacity(2, 6, Duration::from_secs(30));
 
     let log = c.path("runs.log");
     // Each job notes where it ran (its sandbox is inside its worker's
@@ -272,7 +150,7 @@ fn the_master_down_for_a_while_does_not_stop_the_foremen() {
         c.add_worker_to(&format!("{f}-a"), 1, &addr);
         c.add_worker_to(&format!("{f}-b"), 1, &addr);
     }
-    wait_capacity(&c, 2, 4, Duration::from_secs(30));
+    c.wait_capacity(2, 4, Duration::from_secs(30));
 
     let log = c.path("runs.log");
     c.submit(
@@ -341,8 +219,8 @@ fn the_master_down_for_a_while_does_not_stop_the_foremen() {
     let jobs = c.wait_all_completed(Duration::from_secs(60));
     assert_each_completed_once(&c, &jobs, 24);
     assert_each_ran_once(&c, &log, &jobs);
-    wait_capacity(&c, 2, 4, Duration::from_secs(10));
-    assert_journal_once_each(&mut c, 24, 2);
+    c.wait_capacity(2, 4, Duration::from_secs(10));
+    c.assert_journal_once_each(24, 2);
 }
 
 #[test]
@@ -352,7 +230,7 @@ fn a_foreman_restarted_on_its_journal_loses_nothing() {
     let addr = c.start_foreman("f", port, &[]).addr.clone();
     c.add_worker_to("w1", 1, &addr);
     c.add_worker_to("w2", 1, &addr);
-    wait_capacity(&c, 1, 2, Duration::from_secs(30));
+    c.wait_capacity(1, 2, Duration::from_secs(30));
 
     let log = c.path("runs.log");
     c.submit(
@@ -374,8 +252,8 @@ fn a_foreman_restarted_on_its_journal_loses_nothing() {
     assert_each_completed_once(&c, &jobs, 12);
     assert_each_ran_once(&c, &log, &jobs);
     // One holder still: the restarted foreman, with both workers back.
-    wait_capacity(&c, 1, 2, Duration::from_secs(10));
-    assert_journal_once_each(&mut c, 12, 1);
+    c.wait_capacity(1, 2, Duration::from_secs(10));
+    c.assert_journal_once_each(12, 1);
 }
 
 #[test]
@@ -383,7 +261,7 @@ fn results_made_while_the_master_is_down_reach_it() {
     let mut c = Cluster::with_master(master_opts(LEASE_ACROSS_AN_OUTAGE));
     let addr = c.start_foreman("f", free_port(), &[]).addr.clone();
     c.add_worker_to("w", 1, &addr);
-    wait_capacity(&c, 1, 1, Duration::from_secs(30));
+    c.wait_capacity(1, 1, Duration::from_secs(30));
 
     let log = c.path("runs.log");
     let cl = c.submit(
@@ -422,7 +300,7 @@ fn results_made_while_the_master_is_down_reach_it() {
     let jobs = c.wait_all_completed(Duration::from_secs(30));
     assert_each_completed_once(&c, &jobs, 1);
     assert_each_ran_once(&c, &log, &jobs);
-    assert_journal_once_each(&mut c, 1, 2);
+    c.assert_journal_once_each(1, 2);
 }
 
 /// The issue's scenario: a master, 3 foremen and 6 workers run 300 jobs; the
@@ -437,7 +315,7 @@ fn three_foremen_six_workers_300_jobs_through_a_10_s_master_outage() {
             c.add_worker_to(&format!("{f}-{w}"), 2, &addr);
         }
     }
-    wait_capacity(&c, 3, 12, Duration::from_secs(30));
+    c.wait_capacity(3, 12, Duration::from_secs(30));
     let log = c.path("runs.log");
     let cl = c.submit(
         300,
@@ -462,5 +340,5 @@ fn three_foremen_six_workers_300_jobs_through_a_10_s_master_outage() {
     assert!(jobs.iter().all(|j| j.cluster == cl));
     assert_each_completed_once(&c, &jobs, 300);
     assert_each_ran_once(&c, &log, &jobs);
-    assert_journal_once_each(&mut c, 300, 2);
+    c.assert_journal_once_each(300, 2);
 }

@@ -32,11 +32,13 @@
 //! lease running out while a holder is refused: the tests are about the
 //! disk, not about the reclaim window.
 
-use pilotq_tests::{
-    event_job, event_kind, free_port, run_with_timeout, Cluster, Job, MasterOpts, Out, COMPLETED,
-    IDLE, RUNNING,
+use pilotq_tests::logged_jobs::{
+    assert_each_completed_once, assert_each_ran_once, logged, logged_job,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use pilotq_tests::{
+    free_port, run_with_timeout, Cluster, Job, MasterOpts, Out, COMPLETED, IDLE, RUNNING,
+};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -315,35 +317,6 @@ fn submit_when_accepted(c: &Cluster, count: u32, cmd: &[&str], when: &str) -> u6
     }
 }
 
-/// A job that logs its start and end to the shared `log` (so a second run of
-/// any job would show), sleeps `secs`, and prints `done C.P`.
-fn logged_job(log: &Path, secs: &str) -> String {
-    format!(
-        "echo \"start $(Cluster).$(Process)\" >> {l}; sleep {secs}; \
-         echo \"done $(Cluster).$(Process)\"; echo \"end $(Cluster).$(Process)\" >> {l}",
-        l = log.display()
-    )
-}
-
-/// Each line of a log, counted.
-fn lines_counted(path: &Path) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string(path) {
-        for l in text.lines() {
-            *m.entry(l.to_string()).or_insert(0) += 1;
-        }
-    }
-    m
-}
-
-/// The jobs with a `what` (`start` or `end`) line in a runs log.
-fn logged(path: &Path, what: &str) -> BTreeSet<String> {
-    lines_counted(path)
-        .keys()
-        .filter_map(|l| l.strip_prefix(&format!("{what} ")).map(str::to_string))
-        .collect()
-}
-
 /// Idle jobs out at no holder: still the master's to dispatch (a job
 /// assigned to a holder but not yet started also shows as idle, with it).
 fn idle_at_master(jobs: &[Job]) -> Vec<&Job> {
@@ -356,107 +329,11 @@ fn running(jobs: &[Job]) -> usize {
     jobs.iter().filter(|j| j.status == RUNNING).count()
 }
 
-/// Every job Completed once, with exit 0, no holder, its first attempt, and
-/// `out/C.P.out` holding `done C.P`.
-fn assert_each_completed_once(c: &Cluster, jobs: &[Job], n: usize) {
-    assert_eq!(jobs.len(), n, "{jobs:#?}\n{}", c.diag());
-    for j in jobs {
-        assert_eq!(
-            (j.status, j.exit_code, j.holder.as_deref()),
-            (COMPLETED, Some(0), None),
-            "{:#}\n{}",
-            j.raw,
-            c.diag()
-        );
-        assert_eq!(
-            j.attempts,
-            1,
-            "job {} was dispatched more than once: {:#}\n{}",
-            j.id,
-            j.raw,
-            c.diag()
-        );
-        let path = c.path(&format!("out/{}.out", j.id));
-        let out = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), c.diag()));
-        assert_eq!(out, format!("done {}\n", j.id), "{}", path.display());
-    }
-}
-
-/// Each job logged `start` and `end` exactly once, and nothing else ran.
-fn assert_each_ran_once(c: &Cluster, log: &Path, jobs: &[Job]) {
-    let want: BTreeMap<String, usize> = jobs
-        .iter()
-        .flat_map(|j| [format!("start {}", j.id), format!("end {}", j.id)])
-        .map(|l| (l, 1))
-        .collect();
-    assert_eq!(
-        lines_counted(log),
-        want,
-        "each job must start and end exactly once\n{}",
-        c.diag()
-    );
-}
-
-/// Stops the master and reads its journal: `masters` starts, and per job one
-/// dispatch, one completion and no requeue.
-fn assert_journal_once_each(c: &mut Cluster, n: usize, masters: usize) {
-    let status = c.stop_master();
-    assert!(status.success(), "master exit after SIGTERM: {status}");
-    let mut per_job: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-    let mut master_starts = 0;
-    for ev in &c.journal_events() {
-        let (kind, body) = event_kind(ev);
-        if kind == "MasterStarted" {
-            master_starts += 1;
-        }
-        if let Some(id) = event_job(body) {
-            *per_job
-                .entry(id)
-                .or_default()
-                .entry(kind.to_string())
-                .or_default() += 1;
-        }
-    }
-    assert_eq!(master_starts, masters, "master starts in the journal");
-    assert_eq!(per_job.len(), n, "{per_job:?}");
-    for (id, kinds) in &per_job {
-        assert_eq!(kinds.get("JobDispatched"), Some(&1), "job {id}: {kinds:?}");
-        assert_eq!(kinds.get("JobCompleted"), Some(&1), "job {id}: {kinds:?}");
-        assert_eq!(kinds.get("JobRequeued"), None, "job {id}: {kinds:?}");
-    }
-    let j = c.journal.display().to_string();
-    let v = c.run_ok(&["journal", "verify", "--journal", &j]);
-    assert!(v.stdout.starts_with("ok:"), "{v}");
-    assert!(v.stdout.contains(&format!("{n} completed")), "{v}");
-}
-
 /// Fails the test unless the master is still running.
 fn assert_master_up(c: &mut Cluster, when: &str) {
     let up = c.master.as_mut().is_some_and(|m| m.proc.running());
     if !up {
         panic!("{when}, the master exited\n{}", c.diag());
-    }
-}
-
-/// Waits until the master counts `holders` holders offering `cores` cores in
-/// all (a foreman counts once, with its workers' cores).
-fn wait_capacity(c: &Cluster, holders: u64, cores: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = c.run(&["status", "--json"]);
-        let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
-        if s["holders"] == holders && s["cores"] == cores {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for the master to count {holders} holder(s) \
-                 with {cores} cores in all\nlast `status --json`: {out}\n{}",
-                c.diag()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -593,7 +470,8 @@ fn a_master_below_its_floor_refuses_submissions_survives_a_full_disk_and_resumes
     assert_each_ran_once(&c, &log, &jobs);
     assert!(jobs.iter().any(|j| j.cluster == third));
     c.wait_holders(2, Duration::from_secs(30));
-    assert_journal_once_each(&mut c, 10, 2);
+    c.assert_journal_once_each(10, 2);
+    c.assert_journal_verified(10);
     drop(disk);
 }
 
@@ -615,7 +493,7 @@ fn a_foreman_below_its_floor_takes_no_new_jobs_survives_a_full_disk_and_resumes_
     let args = ["--min-free-disk", FLOOR, "--depth", "1", "--lease", &lease];
     let addr = c.start_foreman("f", port, &args).addr.clone();
     c.add_worker_to("fw", 1, &addr);
-    wait_capacity(&c, 1, 1, Duration::from_secs(30));
+    c.wait_capacity(1, 1, Duration::from_secs(30));
     let log = c.path("runs.log");
 
     // 1. Below the floor, live: the running job finishes and is delivered;
@@ -732,8 +610,9 @@ fn a_foreman_below_its_floor_takes_no_new_jobs_survives_a_full_disk_and_resumes_
     assert_each_completed_once(&c, &jobs, 3);
     assert_each_ran_once(&c, &log, &jobs);
     assert!(jobs.iter().all(|j| j.cluster == cl));
-    wait_capacity(&c, 1, 1, Duration::from_secs(30));
-    assert_journal_once_each(&mut c, 3, 1);
+    c.wait_capacity(1, 1, Duration::from_secs(30));
+    c.assert_journal_once_each(3, 1);
+    c.assert_journal_verified(3);
     drop(disk);
 }
 

@@ -4,14 +4,6 @@
 use pilotq_tests::{alive, wait_for, Cluster, MasterOpts, COMPLETED, IDLE, REMOVED, RUNNING};
 use std::time::Duration;
 
-fn pids_in(path: &std::path::Path) -> Vec<i32> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
 #[test]
 fn removing_a_running_job_kills_its_whole_process_group() {
     let mut c = Cluster::with_master(MasterOpts::default());
@@ -26,15 +18,7 @@ fn removing_a_running_job_kills_its_whole_process_group() {
     c.wait_until(Duration::from_secs(20), "the job running", |jobs| {
         jobs.len() == 1 && jobs[0].status == RUNNING
     });
-    let pids = wait_for(
-        Duration::from_secs(20),
-        "the job to write its three pids",
-        || {
-            let p = pids_in(&pidfile);
-            (p.len() == 3).then_some(p)
-        },
-        || c.diag(),
-    );
+    let pids = c.wait_pids(&pidfile, 3, Duration::from_secs(20));
     for &p in &pids {
         assert!(alive(p), "job process {p} is not running before rm");
     }

@@ -27,13 +27,14 @@
 //! or the one foreman with its workers' summed cores); every assertion
 //! about jobs, files and `q --json` is shared.
 
+use pilotq_tests::user_log::{codes_of, wait_log};
 use pilotq_tests::{
-    alive, wait_for, Cluster, Job, MasterOpts, Worker, COMPLETED, IDLE, REMOVED, RUNNING,
+    alive, wait_for, write_executable, Cluster, Job, MasterOpts, Worker, COMPLETED, IDLE, REMOVED,
+    RUNNING,
 };
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the workers connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +102,7 @@ fn build(
         Topology::ThroughForeman => 1,
     };
     let cores: u64 = workers.iter().map(|w| u64::from(w.cores)).sum();
-    wait_capacity(&c, holders, cores);
+    c.wait_capacity(holders, cores, Duration::from_secs(30));
     c
 }
 
@@ -133,39 +134,6 @@ fn spawn_worker(c: &mut Cluster, w: &WorkerSpec, upstream: &str) {
         name: w.name.to_string(),
         cores: w.cores,
     });
-}
-
-/// Waits until the master counts `holders` holders with `cores` cores in
-/// all (a foreman is one holder, with its workers' cores).
-fn wait_capacity(c: &Cluster, holders: u64, cores: u64) {
-    let timeout = Duration::from_secs(30);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = c.run(&["status", "--json"]);
-        let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
-        if s["holders"] == holders && s["cores"] == cores {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for the master to count {holders} holder(s) \
-                 with {cores} cores in all\nlast `status --json`: {out}\n{}",
-                c.diag()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn write_executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// A file of the tempdir, which must exist.
-fn read(c: &Cluster, rel: &str) -> String {
-    let p = c.path(rel);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), c.diag()))
 }
 
 /// Each job completed once with exit code 0 and no signal.
@@ -258,10 +226,10 @@ fn job_wrapper(topo: Topology) {
     assert_completed_ok(&c, &jobs, 4);
     for p in 0..4 {
         assert_eq!(
-            read(&c, &format!("out/{cl}.{p}.out")),
+            c.read_file(&format!("out/{cl}.{p}.out")),
             format!("job {p} ran with [two words]\n")
         );
-        assert_eq!(read(&c, &format!("out/{cl}.{p}.err")), "");
+        assert_eq!(c.read_file(&format!("out/{cl}.{p}.err")), "");
     }
 
     let runs_path = c.path("wrapper.runs");
@@ -377,13 +345,13 @@ fn arguments(topo: Topology) {
     let j = c.job(&format!("{direct_cl}.0"));
     assert_eq!(j.raw["args"], serde_json::json!(tricky), "{:#}", j.raw);
     assert_eq!(
-        read(&c, &format!("out/{direct_cl}.0.out")),
+        c.read_file(&format!("out/{direct_cl}.0.out")),
         want_direct,
         "{topo:?}: the arguments of `pilotq submit --` as the job saw them"
     );
     for (cl, want) in condor_cases {
         assert_eq!(
-            read(&c, &format!("out/{cl}.0.out")),
+            c.read_file(&format!("out/{cl}.0.out")),
             want,
             "{topo:?}: condor_submit arguments of cluster {cl} as the job saw them"
         );
@@ -457,7 +425,7 @@ fn environment(topo: Topology) {
         ));
     }
     for (id, want) in outputs {
-        let text = read(&c, &format!("out/{id}.env"));
+        let text = c.read_file(&format!("out/{id}.env"));
         let got: BTreeSet<String> = line_set(&text).into_iter().map(String::from).collect();
         assert_eq!(
             got, want,
@@ -510,7 +478,7 @@ fn outputs(topo: Topology) {
         for i in 1..=5000 {
             want.push_str(&format!("{p}:{i}\n"));
         }
-        let got = read(&c, &format!("out/job.{cl}.{p}.out"));
+        let got = c.read_file(&format!("out/job.{cl}.{p}.out"));
         assert!(
             got == want,
             "{topo:?}: out/job.{cl}.{p}.out: {} bytes, expected {}; first difference at \
@@ -520,121 +488,22 @@ fn outputs(topo: Topology) {
             got.bytes().zip(want.bytes()).position(|(a, b)| a != b)
         );
         assert_eq!(
-            read(&c, &format!("out/job.{cl}.{p}.err")),
+            c.read_file(&format!("out/job.{cl}.{p}.err")),
             format!("err {p}\nlast {p}\n"),
             "{topo:?}: out/job.{cl}.{p}.err"
         );
     }
     for p in 0..2 {
         assert_eq!(
-            read(&c, &format!("out/quiet.{quiet}.{p}.out")),
+            c.read_file(&format!("out/quiet.{quiet}.{p}.out")),
             format!("quiet {p}\n")
         );
-        assert_eq!(read(&c, &format!("out/quiet.{quiet}.{p}.err")), "");
+        assert_eq!(c.read_file(&format!("out/quiet.{quiet}.{p}.err")), "");
     }
 }
 
 // ---------------------------------------------------------------------------
 // The user log
-
-/// One event block of a user log.
-#[derive(Debug, Clone)]
-struct LogEvent {
-    code: String,
-    /// `C.P`
-    job: String,
-    /// The whole block, header to `...`.
-    text: String,
-}
-
-/// Parses a whole log (blocks opened by `NNN (CCC.PPP.000) ` and closed by
-/// `...`); `Err` names the first malformed line.
-fn parse_log(text: &str) -> Result<Vec<LogEvent>, String> {
-    let mut events = Vec::new();
-    let mut open: Option<LogEvent> = None;
-    for (i, line) in text.lines().enumerate() {
-        match &mut open {
-            None => {
-                let (code, job) = parse_header(line).ok_or_else(|| {
-                    format!("line {}: {line:?} does not open an event block", i + 1)
-                })?;
-                open = Some(LogEvent {
-                    code,
-                    job,
-                    text: format!("{line}\n"),
-                });
-            }
-            Some(ev) => {
-                ev.text.push_str(line);
-                ev.text.push('\n');
-                if line == "..." {
-                    events.push(open.take().unwrap());
-                } else if parse_header(line).is_some() {
-                    return Err(format!(
-                        "line {}: a new event opens before `...` closed the last",
-                        i + 1
-                    ));
-                }
-            }
-        }
-    }
-    if open.is_some() || (!text.is_empty() && !text.ends_with("...\n")) {
-        return Err("the last block is not closed by `...`".into());
-    }
-    Ok(events)
-}
-
-/// `NNN (CCC.PPP.000) rest`: the event code and `C.P`.
-fn parse_header(line: &str) -> Option<(String, String)> {
-    let (code, rest) = line.split_at_checked(3)?;
-    if !code.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (id, after) = rest.strip_prefix(" (")?.split_once(") ")?;
-    let parts: Vec<&str> = id.split('.').collect();
-    let padded = |s: &str| s.len() >= 3 && s.bytes().all(|b| b.is_ascii_digit());
-    if parts.len() != 3 || !parts.iter().all(|p| padded(p)) || parts[2] != "000" || after.is_empty()
-    {
-        return None;
-    }
-    let num = |s: &str| s.parse::<u64>().unwrap();
-    Some((
-        code.to_string(),
-        format!("{}.{}", num(parts[0]), num(parts[1])),
-    ))
-}
-
-fn codes_of(events: &[LogEvent], job: &str) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e.job == job)
-        .map(|e| e.code.clone())
-        .collect()
-}
-
-/// Waits until the log parses and `done` holds for its events.
-fn wait_log(
-    c: &Cluster,
-    path: &Path,
-    what: &str,
-    done: impl Fn(&[LogEvent]) -> bool,
-) -> Vec<LogEvent> {
-    wait_for(
-        Duration::from_secs(20),
-        what,
-        || {
-            let text = std::fs::read_to_string(path).ok()?;
-            parse_log(&text).ok().filter(|evs| done(evs))
-        },
-        || {
-            let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{e}>"));
-            let parsed = parse_log(&text)
-                .map(|_| "well-formed".to_string())
-                .unwrap_or_else(|e| e);
-            format!("{} ({parsed}):\n{text}\n{}", path.display(), c.diag())
-        },
-    )
-}
 
 /// `log =`: each job logs submitted (000), executing (001) and terminated
 /// (005) with its return value, in that order, and nothing else; a job
@@ -774,7 +643,7 @@ fn tags(topo: Topology) {
     let workers_dir = c.root.join("workers");
     for (cl, prefix, n) in [(gpu_jobs, "gpu", 6), (both_tags, "both", 2)] {
         for p in 0..n {
-            let out = read(&c, &format!("out/{prefix}.{p}.out"));
+            let out = c.read_file(&format!("out/{prefix}.{p}.out"));
             assert!(
                 Path::new(out.trim()).starts_with(&gpu_dir),
                 "{topo:?}: job {cl}.{p} (tagged) ran outside the gpu worker: {out}\n{}",
@@ -782,7 +651,7 @@ fn tags(topo: Topology) {
             );
         }
     }
-    let out = read(&c, "out/untagged.0.out");
+    let out = c.read_file("out/untagged.0.out");
     assert!(
         Path::new(out.trim()).starts_with(&workers_dir),
         "{topo:?}: the untagged job {untagged}.0 ran outside every worker: {out}"
@@ -850,14 +719,6 @@ fn exit_codes_and_signals(topo: Topology) {
 // ---------------------------------------------------------------------------
 // Removal
 
-fn pids_in(path: &Path) -> Vec<i32> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
 /// Processes of this cluster ([`Cluster::stray_pids`]) other than its
 /// master, foremen and workers: what jobs left running.
 fn strays(c: &Cluster) -> Vec<i32> {
@@ -893,15 +754,7 @@ fn removal(topo: Topology) {
     c.wait_until(Duration::from_secs(20), "the job running", |jobs| {
         jobs.len() == 1 && jobs[0].status == RUNNING
     });
-    let pids = wait_for(
-        Duration::from_secs(20),
-        "the job to write its three pids",
-        || {
-            let p = pids_in(&pidfile);
-            (p.len() == 3).then_some(p)
-        },
-        || c.diag(),
-    );
+    let pids = c.wait_pids(&pidfile, 3, Duration::from_secs(20));
     for &p in &pids {
         assert!(alive(p), "job process {p} is not running before rm");
     }
@@ -969,7 +822,7 @@ fn removal(topo: Topology) {
             .any(|j| j.cluster == next && j.status == COMPLETED)
     });
     let by_id: BTreeMap<&str, &Job> = jobs.iter().map(|j| (j.id.as_str(), j)).collect();
-    assert_eq!(read(&c, "out/next.out"), "next\n");
+    assert_eq!(c.read_file("out/next.out"), "next\n");
     assert_eq!(
         by_id[id.as_str()].status,
         REMOVED,

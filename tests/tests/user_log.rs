@@ -2,116 +2,11 @@
 //! appends HTCondor user-log events, one block per event, each opened by
 //! `NNN (CCC.PPP.000) ` and closed by a line `...`.
 
-use pilotq_tests::{wait_for, Cluster, MasterOpts, COMPLETED, HELD, IDLE, REMOVED, RUNNING};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use pilotq_tests::user_log::{codes_of, wait_log};
+use pilotq_tests::{
+    write_executable, Cluster, MasterOpts, COMPLETED, HELD, IDLE, REMOVED, RUNNING,
+};
 use std::time::Duration;
-
-/// One event block.
-#[derive(Debug, Clone)]
-struct LogEvent {
-    code: String,
-    /// `C.P`
-    job: String,
-    /// The whole block, header to `...`.
-    text: String,
-}
-
-/// Parses a whole log; `Err` names the first malformed line.
-fn parse_log(text: &str) -> Result<Vec<LogEvent>, String> {
-    let mut events = Vec::new();
-    let mut open: Option<LogEvent> = None;
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        match &mut open {
-            None => {
-                let (code, job) = parse_header(line)
-                    .ok_or_else(|| format!("line {n}: {line:?} does not open an event block"))?;
-                open = Some(LogEvent {
-                    code,
-                    job,
-                    text: format!("{line}\n"),
-                });
-            }
-            Some(ev) => {
-                ev.text.push_str(line);
-                ev.text.push('\n');
-                if line == "..." {
-                    events.push(open.take().unwrap());
-                } else if parse_header(line).is_some() {
-                    return Err(format!(
-                        "line {n}: a new event opens before `...` closed the last"
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(ev) = open {
-        return Err(format!(
-            "the last block is not closed by `...`:\n{}",
-            ev.text
-        ));
-    }
-    if !text.is_empty() && !text.ends_with("...\n") {
-        return Err("the log does not end with a `...` line".into());
-    }
-    Ok(events)
-}
-
-/// `NNN (CCC.PPP.000) rest`: the event code and `C.P`.
-fn parse_header(line: &str) -> Option<(String, String)> {
-    let (code, rest) = line.split_at_checked(3)?;
-    if !code.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let rest = rest.strip_prefix(" (")?;
-    let (id, after) = rest.split_once(") ")?;
-    let parts: Vec<&str> = id.split('.').collect();
-    let padded = |s: &str| s.len() >= 3 && s.bytes().all(|b| b.is_ascii_digit());
-    if parts.len() != 3 || !parts.iter().all(|p| padded(p)) || parts[2] != "000" || after.is_empty()
-    {
-        return None;
-    }
-    let num = |s: &str| s.parse::<u64>().unwrap();
-    Some((
-        code.to_string(),
-        format!("{}.{}", num(parts[0]), num(parts[1])),
-    ))
-}
-
-/// Waits until the log parses and `done` holds for its events.
-fn wait_log(
-    c: &Cluster,
-    path: &Path,
-    what: &str,
-    done: impl Fn(&[LogEvent]) -> bool,
-) -> Vec<LogEvent> {
-    let mut last = String::new();
-    let found = wait_for(
-        Duration::from_secs(20),
-        what,
-        || {
-            last = std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{e}>"));
-            parse_log(&last).ok().filter(|evs| done(evs))
-        },
-        || {
-            let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{e}>"));
-            let parsed = parse_log(&text)
-                .map(|_| "well-formed".to_string())
-                .unwrap_or_else(|e| e);
-            format!("{} ({parsed}):\n{text}\n{}", path.display(), c.diag())
-        },
-    );
-    found
-}
-
-fn codes_of(events: &[LogEvent], job: &str) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e.job == job)
-        .map(|e| e.code.clone())
-        .collect()
-}
 
 #[test]
 fn a_job_that_exits_3_is_submitted_executing_and_terminated_with_return_value_3() {
@@ -243,8 +138,7 @@ fn a_job_that_cannot_start_is_held_and_logged_so() {
     let mut c = Cluster::with_master(MasterOpts::default());
     let log = c.path("held.log");
     let broken = c.path("broken.sh");
-    std::fs::write(&broken, "#!/nonexistent/interpreter\n").unwrap();
-    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&broken, "#!/nonexistent/interpreter\n");
     // A job that runs long enough to be seen running (short jobs' executing
     // events are the subject of the test above).
     let ok = c.condor_submit_ok(
