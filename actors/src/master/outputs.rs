@@ -131,7 +131,7 @@ impl Handler<KeptPlaced> for Master {
         self.commit(events, vec![], move || {
             ob.deliver(FromMaster::Released {
                 jobs: released,
-                problems,
+                problems: capped(problems),
             });
         });
     }
@@ -408,7 +408,7 @@ impl Master {
             self.commit(bare, vec![], move || {
                 ob.deliver(FromMaster::Released {
                     jobs: released,
-                    problems,
+                    problems: capped(problems),
                 });
             });
         } else {
@@ -523,4 +523,17 @@ fn held_reason(job: JobId, why: &str) -> String {
     format!(
         "{why}; the job's output is kept by the master: `pilotq output {job}` shows it, `pilotq release {job}` writes it again"
     )
+}
+
+/// Problem lines sent with a release answer: a storm of failed writes must
+/// not make an answer larger than a frame.
+const MAX_PROBLEM_LINES: usize = 100;
+
+fn capped(mut problems: Vec<String>) -> Vec<String> {
+    if problems.len() > MAX_PROBLEM_LINES {
+        let more = problems.len() - MAX_PROBLEM_LINES;
+        problems.truncate(MAX_PROBLEM_LINES);
+        problems.push(format!("… and {more} more"));
+    }
+    problems
 }
