@@ -765,13 +765,14 @@ impl Table {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
     const AT: u64 = 1_000;
 
-    fn spec(priority: i32, cores: u32) -> Box<JobSpec> {
+    /// A job spec for table tests (also `view.rs`'s).
+    pub(crate) fn spec(priority: i32, cores: u32) -> Box<JobSpec> {
         Box::new(JobSpec {
             executable: "0".repeat(64),
             cmd: "pilot.sh".into(),

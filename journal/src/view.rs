@@ -118,7 +118,6 @@ fn view_of(c: &Cluster, id: JobId, state: JobState, attempts: u32, entered_at: u
 mod tests {
     use super::*;
     use crate::event::Event;
-    use pilotq_wire::{JobSpec, Resources};
 
     fn table() -> Table {
         let mut t = Table::new();
@@ -126,21 +125,7 @@ mod tests {
             t.apply(&Event::ClusterSubmitted {
                 cluster: ClusterId(c),
                 count,
-                spec: Box::new(JobSpec {
-                    executable: "x".into(),
-                    cmd: "/bin/true".into(),
-                    arguments: vec![],
-                    environment: Default::default(),
-                    output: None,
-                    error: None,
-                    log: None,
-                    request: Resources::new(1, 0, 0),
-                    priority: 0,
-                    attributes: Default::default(),
-                    owner: "o".into(),
-                    iwd: "/".into(),
-                    tags: vec![],
-                }),
+                spec: crate::table::tests::spec(0, 1),
                 at: 1,
             });
         }

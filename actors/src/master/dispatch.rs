@@ -195,7 +195,7 @@ impl Master {
     }
 
     /// Whether an executable's bytes are here (memory or journal).
-    fn has_blob_here(&self, hash: &str) -> bool {
+    pub(crate) fn has_blob_here(&self, hash: &str) -> bool {
         self.blobs.contains_key(hash) || self.store.has_blob(hash).unwrap_or(false)
     }
 

@@ -139,10 +139,7 @@ impl Master {
     /// asked again at the next registration if the link drops meanwhile.
     pub(crate) fn fetch_blob(&mut self, hash: &str) {
         let Some(up) = self.seat.up() else { return };
-        if self.blobs.contains_key(hash)
-            || self.fetching.contains(hash)
-            || self.store.has_blob(hash).unwrap_or(false)
-        {
+        if self.fetching.contains(hash) || self.has_blob_here(hash) {
             return;
         }
         self.fetching.insert(hash.to_string());
