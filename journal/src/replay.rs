@@ -141,6 +141,7 @@ mod tests {
                 owner: "o".into(),
                 iwd: "/".into(),
                 tags: vec![],
+                leave_in_queue: false,
             }),
             at: cluster,
         }

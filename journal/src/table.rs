@@ -787,6 +787,7 @@ pub(crate) mod tests {
             owner: "alice".into(),
             iwd: "/home/alice".into(),
             tags: vec![],
+            leave_in_queue: false,
         })
     }
 

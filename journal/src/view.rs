@@ -111,6 +111,10 @@ fn view_of(c: &Cluster, id: JobId, state: JobState, attempts: u32, entered_at: u
             _ => None,
         },
         attributes: spec.attributes.clone(),
+        completed_at: None,
+        num_starts: attempts,
+        last_holder: state.out_on().map(|(h, _)| h.to_string()),
+        seq: 0,
     }
 }
 

@@ -105,6 +105,7 @@ fn spec(priority: i32, cores: u32) -> Box<JobSpec> {
         owner: "alice".into(),
         iwd: "/home/alice".into(),
         tags: vec![],
+        leave_in_queue: false,
     })
 }
 

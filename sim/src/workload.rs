@@ -168,6 +168,7 @@ pub fn sim_spec(name: &str, priority: i32) -> JobSpec {
         owner: "pilotq-sim".into(),
         iwd: "/".into(),
         tags: vec![],
+        leave_in_queue: false,
     }
 }
 

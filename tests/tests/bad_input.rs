@@ -121,6 +121,7 @@ fn raw_spec(c: &Cluster) -> (JobSpec, Vec<u8>) {
         owner: "intruder".into(),
         iwd: c.root.display().to_string(),
         tags: vec![],
+        leave_in_queue: false,
     };
     (spec, bytes)
 }

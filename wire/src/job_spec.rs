@@ -49,6 +49,12 @@ pub struct JobSpec {
     /// (`pilotq submit --tag`, or `+PilotqTags = "a,b"` in a submit file).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// HTCondor's `leave_in_queue`: a finished job stays in the queue (as
+    /// Completed or Removed) instead of moving to the history store, until
+    /// `condor_rm` removes it again. Last field: snapshots encode specs
+    /// positionally.
+    #[serde(default)]
+    pub leave_in_queue: bool,
 }
 
 impl JobSpec {

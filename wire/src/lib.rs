@@ -33,7 +33,7 @@ pub use codec::{FrameCodec, FrameError, FrameLimit, DEFAULT_MAX_FRAME, PRE_HANDS
 pub use handshake::{Hello, Role, Secret, PROTOCOL_VERSION};
 pub use ids::{ClusterId, JobId, ParseIdError};
 pub use job_spec::JobSpec;
-pub use message::{FromMaster, JobView, Selector, ToMaster};
+pub use message::{FromMaster, JobView, Selector, TailSegment, ToMaster};
 pub use outcome::{Holding, HoldingState, JobResult, Outcome};
 pub use resources::Resources;
 pub use status::JobStatus;

@@ -91,6 +91,21 @@ pub enum ToMaster {
         #[serde(default)]
         stderr: bool,
     },
+    /// Finished jobs from the history store (`condor_history`), newest
+    /// first unless `forwards`; empty selectors: every record. Answered in
+    /// `History` chunks read as the client takes them, so a client that has
+    /// what it wants (`-limit`) simply closes the connection.
+    History {
+        selectors: Vec<Selector>,
+        #[serde(default)]
+        forwards: bool,
+    },
+    /// The journal's events from `from` on that are still in the live
+    /// database (not yet sealed into segment files), for post-mortems while
+    /// the master runs. Answered in `JournalSegments` chunks.
+    JournalTail {
+        from: u64,
+    },
 }
 
 fn one() -> u32 {
@@ -149,6 +164,27 @@ pub enum FromMaster {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// A chunk of a `History` answer; the last has `last = true`.
+    History {
+        jobs: Vec<JobView>,
+        last: bool,
+    },
+    /// A chunk of a `JournalTail` answer: stored segments as they are in the
+    /// live database (first and last sequence, and the named-msgpack array of
+    /// envelopes), durable when sent; the last chunk has `last = true`.
+    JournalSegments {
+        segments: Vec<TailSegment>,
+        last: bool,
+    },
+}
+
+/// One stored journal segment, undecoded (the wire knows no events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailSegment {
+    pub first: u64,
+    pub last: u64,
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +255,20 @@ pub struct JobView {
     pub started_at: Option<u64>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// Unix ms the job completed or was removed (HTCondor's
+    /// `CompletionDate`); set in history records.
+    #[serde(default)]
+    pub completed_at: Option<u64>,
+    /// Times the job started (HTCondor's `NumJobStarts`).
+    #[serde(default)]
+    pub num_starts: u32,
+    /// The holder of its last attempt (HTCondor's `LastRemoteHost`).
+    #[serde(default)]
+    pub last_holder: Option<String>,
+    /// In history records: the journal sequence of the event that ended the
+    /// job (its place in the post-mortem record).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// Counts for `pilotq status` and `condor_status -schedd`.

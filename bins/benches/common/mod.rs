@@ -63,6 +63,7 @@ pub fn job_spec(exe: &[u8], cmd: &str, args: &[&str]) -> JobSpec {
         owner: "bench".into(),
         iwd: "/tmp".into(),
         tags: vec![],
+        leave_in_queue: false,
     }
 }
 

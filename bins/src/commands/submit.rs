@@ -47,6 +47,7 @@ pub fn run(a: SubmitArgs) -> Result<i32> {
         owner: current_user(),
         iwd: cwd.display().to_string(),
         tags: a.tags.clone(),
+        leave_in_queue: false,
     };
     let (cluster, count) = block_on(async {
         let mut c = a.client.connect().await?;

@@ -562,6 +562,10 @@ mod tests {
             entered_status_at: 1_700_000_000_000,
             started_at: None,
             attributes: Default::default(),
+            completed_at: None,
+            num_starts: 0,
+            last_holder: None,
+            seq: 0,
         }
     }
 

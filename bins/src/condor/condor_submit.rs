@@ -175,6 +175,7 @@ fn spec_of(q: &QueueStatement, cwd: &Path) -> Result<(JobSpec, Vec<u8>)> {
         owner: current_user(),
         iwd: iwd.display().to_string(),
         tags: tags_of(&d.attributes),
+        leave_in_queue: d.leave_in_queue,
     };
     Ok((spec, bytes))
 }

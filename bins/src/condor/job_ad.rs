@@ -272,6 +272,10 @@ mod tests {
             entered_status_at: 1_700_000_100_999,
             started_at: None,
             attributes: BTreeMap::new(),
+            completed_at: None,
+            num_starts: 0,
+            last_holder: None,
+            seq: 0,
         }
     }
 

@@ -62,6 +62,9 @@ pub struct JobDescription {
     /// Default true, HTCondor's default.
     pub transfer_executable: bool,
     pub getenv: bool,
+    /// HTCondor's `leave_in_queue`: finished jobs stay in the queue. pilotq
+    /// takes a constant only (`True`/`False`), not an expression.
+    pub leave_in_queue: bool,
 }
 
 /// A `queue [N]` statement and the settings in force there.
@@ -591,6 +594,13 @@ impl Settings {
             getenv: self
                 .get_with("getenv", "true or false", parse_bool)?
                 .unwrap_or(false),
+            leave_in_queue: self
+                .get_with(
+                    "leave_in_queue",
+                    "true or false (pilotq takes a constant here, not an expression)",
+                    parse_bool,
+                )?
+                .unwrap_or(false),
         })
     }
 }
@@ -687,6 +697,7 @@ mod tests {
                 universe: None,
                 transfer_executable: true,
                 getenv: false,
+                leave_in_queue: false,
             }
         );
     }
