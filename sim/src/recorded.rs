@@ -341,6 +341,7 @@ mod tests {
             owner: "alice".into(),
             iwd: "/home/alice".into(),
             tags: vec!["gpu".into()],
+            leave_in_queue: false,
         }
     }
 
