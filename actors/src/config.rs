@@ -29,10 +29,19 @@ pub struct MasterConfig {
     /// Run every job as `wrapper <executable> <args…>` (an executable that
     /// ends with `exec "$@"`), shipped to holders like an executable.
     pub job_wrapper: Option<PathBuf>,
+    /// Sealed journal files whose last event is older than this are deleted
+    /// (`--journal-keep-age`; `None`: kept forever), oldest first, never
+    /// one a replay from the oldest kept snapshot needs.
+    pub journal_keep_age: Option<Duration>,
+    /// The oldest sealed journal files are deleted while they all take more
+    /// bytes than this (`--journal-keep-size`; `None`: no bound).
+    pub journal_keep_size: Option<u64>,
     /// Below this many free bytes on the journal's filesystem, submissions
     /// are refused (a foreman offers no capacity); `None`: 1 GiB or 5 % of
     /// the filesystem, whichever is smaller; `Some(0)`: no floor.
     pub min_free_disk: Option<u64>,
+    /// How much of the history store (finished jobs' records) is kept.
+    pub history_limits: pilotq_journal::history::HistoryLimits,
 }
 
 impl MasterConfig {
@@ -51,7 +60,10 @@ impl MasterConfig {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 60_000,
             job_wrapper: None,
+            journal_keep_age: Some(pilotq_journal::sealed::DEFAULT_KEEP_AGE),
+            journal_keep_size: None,
             min_free_disk: None,
+            history_limits: Default::default(),
         }
     }
 }
@@ -87,6 +99,10 @@ pub struct WorkerConfig {
     /// queues one more job per slot and starts it the moment the slot frees,
     /// instead of waiting a round trip to the master.
     pub depth: u32,
+    /// Bytes of executables and job wrappers kept in the cache
+    /// (`--cache-size`); least recently used ones beyond it are deleted,
+    /// never one a held job needs.
+    pub cache_size: u64,
 }
 
 impl WorkerConfig {
@@ -110,6 +126,7 @@ impl WorkerConfig {
             heartbeat: Duration::from_secs(5),
             output_cap: 64 * 1024 * 1024,
             depth: 2,
+            cache_size: crate::worker::cache::DEFAULT_CACHE_SIZE,
             single_task: false,
             tags: Vec::new(),
             idle_timeout: None,

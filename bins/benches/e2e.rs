@@ -5,9 +5,12 @@
 //!    clusters of 100;
 //! 3. real `/bin/true` jobs through 2 workers of 2 cores, end to end
 //!    (`throughput`), and the same with an output and an error file per job
-//!    (`throughput-files`).
+//!    (`throughput-files`);
+//! 4. `pilotq q --json`, `--jsonl` and the table over one cluster of
+//!    1,000,000 idle jobs, to /dev/null: wall time and the client's peak RSS
+//!    (`query`).
 //!
-//! `cargo bench -p pilotq --bench e2e [-- restart|memory|throughput|throughput-files]`
+//! `cargo bench -p pilotq --bench e2e [-- restart|memory|throughput|throughput-files|query]`
 
 use pilotq_actors::Client;
 use pilotq_journal::{snapshot, Event, Store, Table, Writer};
@@ -257,6 +260,59 @@ fn throughput_with(files: bool) {
     }
 }
 
+/// Runs `pilotq ARGS` with stdout to /dev/null; its wall time and peak RSS
+/// in MB (from `wait4`'s rusage: the kernel's high-water mark, so nothing
+/// between two samples is missed).
+fn client_run(args: &[&str]) -> (Duration, f64) {
+    let t0 = Instant::now();
+    let child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid, and `wait4` reaps only our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let took = t0.elapsed();
+    assert_eq!(pid, child.id() as i32, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "pilotq {args:?} failed: status {status}"
+    );
+    (took, usage.ru_maxrss as f64 / 1024.0)
+}
+
+fn query() {
+    println!("== pilotq q over one cluster of 1,000,000 idle jobs, to /dev/null");
+    let exe = std::fs::read("/bin/true").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let m = master(dir.path(), &addr, &[]);
+    rt().block_on(async {
+        let mut c = Client::connect(&addr, None, DEFAULT_MAX_FRAME)
+            .await
+            .unwrap();
+        c.submit(spec(&exe), 1_000_000, exe.clone()).await.unwrap();
+    });
+    for (what, flags) in [
+        ("--json", &["--json"][..]),
+        ("--jsonl", &["--jsonl"][..]),
+        ("table", &[][..]),
+    ] {
+        let mut args = vec!["q", "--master", &addr];
+        args.extend_from_slice(flags);
+        let (took, peak) = client_run(&args);
+        println!(
+            "pilotq q {what}: {:.2} s, client peak RSS {peak:.1} MB",
+            took.as_secs_f64()
+        );
+    }
+    let (_, peak) = rss_mb(m.0.id());
+    println!("master peak RSS {peak:.1} MB");
+}
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)
@@ -268,6 +324,9 @@ fn main() {
     }
     if want("memory") {
         memory();
+    }
+    if want("query") {
+        query();
     }
     if want("throughput") {
         throughput_with(false);

@@ -35,6 +35,9 @@ pub enum Command {
     Submit(SubmitArgs),
     /// List jobs (like condor_q -nobatch).
     Q(QArgs),
+    /// Finished jobs from the master's history store, newest first (like
+    /// condor_history), with completion date and exit code.
+    History(HistoryArgs),
     /// Remove jobs: C, C.P, or --all (like condor_rm). Running jobs are killed.
     Rm(RmArgs),
     /// Release held jobs: C, C.P, or --all (like condor_release). A job held
@@ -46,7 +49,8 @@ pub enum Command {
     Output(OutputArgs),
     /// Counts of jobs and holders.
     Status(StatusArgs),
-    /// Read a journal: every event, in order.
+    /// Post-mortems on a journal — a stopped master's, a copy, or a running
+    /// master's (--master): dump, job, at, stats, plot, export, verify.
     Journal {
         #[command(subcommand)]
         command: JournalCommand,
@@ -146,11 +150,72 @@ pub struct MasterArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub min_free_disk: Option<u64>,
     #[command(flatten)]
+    pub journal_keep: JournalKeepOpts,
+    /// Finished jobs leave the queue for the history store
+    /// (`<journal>/history/`, read by `condor_history`). Its files together
+    /// stay under this size (HTCondor's MAX_HISTORY_LOG × (rotations + 1)).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2G")]
+    pub history_max_size: u64,
+    /// Rotated history files kept besides the current one (HTCondor's
+    /// MAX_HISTORY_ROTATIONS); the current file is rotated at
+    /// max-size / (rotations + 1).
+    #[arg(long, value_name = "N", default_value_t = 9)]
+    pub history_rotations: u32,
+    /// Rotated history files older than this are deleted (e.g. 90d, 12h);
+    /// default: kept until the size or rotation bound.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub history_max_age: Option<std::time::Duration>,
+    #[command(flatten)]
     pub secret: SecretOpts,
+}
+
+impl MasterArgs {
+    /// The history store's bounds from `--history-*`.
+    pub fn history_limits(&self) -> pilotq_journal::history::HistoryLimits {
+        pilotq_journal::history::HistoryLimits {
+            max_size: self.history_max_size,
+            rotations: self.history_rotations,
+            max_age: self.history_max_age,
+        }
+    }
+}
+
+/// A duration such as `90d`, `12h`, `30m`.
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 90d, 12h, 30m)"))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
     pilotq_actors::master::disk::parse_size(s)
+}
+
+/// How long the journal's sealed files are kept (a master's and a
+/// foreman's): events move out of the live database into sealed files once
+/// two snapshots cover them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JournalKeepOpts {
+    /// Delete sealed journal files whose last event is older than this
+    /// (e.g. 30d, 12h; `forever` keeps them). Never a file that a replay
+    /// from the oldest kept snapshot needs.
+    #[arg(long, value_name = "DURATION", value_parser = parse_keep_age, default_value = "30d")]
+    pub journal_keep_age: KeepAge,
+    /// Delete the oldest sealed journal files while they all take more than
+    /// this (bytes, or with K, M, G); default: no bound.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub journal_keep_size: Option<u64>,
+}
+
+/// `--journal-keep-age`: `None` for `forever`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAge(pub Option<std::time::Duration>);
+
+fn parse_keep_age(s: &str) -> Result<KeepAge, String> {
+    if s.eq_ignore_ascii_case("forever") {
+        return Ok(KeepAge(None));
+    }
+    humantime::parse_duration(s)
+        .map(|d| KeepAge(Some(d)))
+        .map_err(|e| format!("{e} (write e.g. 30d, 12h, or forever)"))
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -188,6 +253,8 @@ pub struct ForemanArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub min_free_disk: Option<u64>,
     #[command(flatten)]
+    pub journal_keep: JournalKeepOpts,
+    #[command(flatten)]
     pub secret: SecretOpts,
 }
 
@@ -219,6 +286,11 @@ pub struct WorkerArgs {
     /// in the worker's queue and start the moment a slot frees.
     #[arg(long, default_value_t = 2)]
     pub depth: u32,
+    /// Size of the executable cache (bytes, or with K, M, G: 512M, 2G):
+    /// beyond it the least recently used executables are deleted, never one
+    /// a job held here needs, and fetched again when a job needs them.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1G")]
+    pub cache_size: u64,
     /// Cap on captured stdout and stderr, each, in bytes (at most what fits
     /// in one frame: raise --max-frame here and on the master for 64 MiB).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
@@ -292,9 +364,33 @@ pub struct QArgs {
     #[command(flatten)]
     pub client: ClientOpts,
     /// Print a JSON array, one object per job.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jsonl")]
     pub json: bool,
+    /// Print one JSON object per line (JSON Lines), the objects of --json.
+    #[arg(long)]
+    pub jsonl: bool,
     /// Job or cluster ids (C.P or C); all jobs when none.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Print a JSON array, one object per job (the objects of `q --json`
+    /// and the history fields).
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// Print one JSON object per line, the objects of --json.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// At most N jobs; reading stops there.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Oldest first.
+    #[arg(long)]
+    pub forwards: bool,
+    /// Job or cluster ids (C.P or C); every finished job when none.
     pub ids: Vec<String>,
 }
 
@@ -337,20 +433,32 @@ pub struct EnvArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
-    /// Print every event in order (the journal must not be held by a running master).
-    Dump {
-        #[arg(long, default_value = "./pilotq-data/master")]
-        journal: PathBuf,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Replay the journal and check it: every event decodes, replay equals
-    /// the snapshot's table, indexes are consistent.
+    /// Print the events in order, optionally only a job's, a window's or
+    /// some kinds.
+    Dump(crate::commands::journal::dump::DumpArgs),
+    /// Replay a stopped journal and check it: every event decodes, replay
+    /// equals the snapshot's table, indexes are consistent.
     Verify {
         #[arg(long, default_value = "./pilotq-data/master")]
         journal: PathBuf,
     },
+    /// One job's life across its attempts: submitted, each dispatch (to
+    /// whom), start, requeue and hold (why), release, completion (exit code
+    /// or signal), removal, with the time between them.
+    Job(crate::commands::journal::job::JobArgs),
+    /// The table as it was at a time or event: counts per state, holders
+    /// and their jobs, the jobs in each state.
+    At(crate::commands::journal::at::AtArgs),
+    /// Queue waits and run times (p50/p90/p99/max), completions per minute,
+    /// requeues, holds, failures per holder and exit code, master restarts
+    /// and outages.
+    Stats(crate::commands::journal::stats::StatsArgs),
+    /// Draw idle, running and completed jobs over time as SVG, with master
+    /// restarts and holder losses marked.
+    Plot(crate::commands::journal::plot::PlotArgs),
+    /// One flat row per event (seq, time, kind, job, attempt, holder, exit
+    /// code, reason, …) as JSON Lines or CSV, for pandas.
+    Export(crate::commands::journal::export::ExportArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -471,4 +579,48 @@ pub struct StopForemenArgs {
 pub struct CountForemenArgs {
     #[command(flatten)]
     pub workdir: ops::settings::WorkdirOpt,
+}
+
+#[cfg(test)]
+mod journal_keep_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn keep_ages_parse_as_durations_or_forever() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_keep_age("30d"), Ok(KeepAge(Some(30 * day))));
+        assert_eq!(parse_keep_age("30days"), Ok(KeepAge(Some(30 * day))));
+        assert_eq!(parse_keep_age("12h"), Ok(KeepAge(Some(day / 2))));
+        assert_eq!(parse_keep_age("Forever"), Ok(KeepAge(None)));
+        assert!(parse_keep_age("a month").is_err());
+        assert!(parse_keep_age("").is_err());
+    }
+
+    #[test]
+    fn a_master_keeps_30_days_of_sealed_journal_by_default() {
+        use clap::Parser;
+        let Command::Master(a) = Cli::parse_from(["pilotq", "master"]).command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(
+            a.journal_keep.journal_keep_age,
+            KeepAge(Some(Duration::from_secs(30 * 86_400)))
+        );
+        assert_eq!(a.journal_keep.journal_keep_size, None);
+        let Command::Foreman(a) = Cli::parse_from([
+            "pilotq",
+            "foreman",
+            "--journal-keep-age",
+            "forever",
+            "--journal-keep-size",
+            "2G",
+        ])
+        .command
+        else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(a.journal_keep.journal_keep_age, KeepAge(None));
+        assert_eq!(a.journal_keep.journal_keep_size, Some(2 << 30));
+    }
 }

@@ -22,6 +22,18 @@ pub enum JournalError {
     },
     #[error("the journal writer has stopped")]
     Closed,
+    /// A sealed segment file that cannot be listed, read or trusted.
+    #[error("sealed journal file {file}: {reason}")]
+    Sealed { file: String, reason: String },
+    /// Events missing between kept ones (a sealed file deleted by hand?).
+    #[error(
+        "journal events {first}..={last} are missing (no sealed file or sled segment holds them)"
+    )]
+    Gap { first: u64, last: u64 },
+    /// Retention deleted the events before `first`, and no readable snapshot
+    /// covers them: the table cannot be rebuilt.
+    #[error("the journal starts at event {first} (older events were retired) and no readable snapshot covers the events before it")]
+    NoBase { first: u64 },
 }
 
 impl From<sled::Error> for JournalError {

@@ -4,7 +4,7 @@
 
 use crate::error::JournalError;
 use crate::snapshot;
-use crate::store::{decode_segment, Store};
+use crate::store::Store;
 use crate::table::Table;
 use std::path::Path;
 
@@ -52,51 +52,72 @@ pub fn open(path: &Path) -> Result<Replayed, JournalError> {
     })
 }
 
-/// Rebuilds the table from `store`: from its latest snapshot when
-/// `use_snapshot`, else from the first event.
+/// Rebuilds the table from `store`: from its latest readable snapshot when
+/// `use_snapshot`, else from the first event (a full replay). Returns the
+/// table, the snapshot it started from, and the events folded.
+///
+/// Once retention has deleted the oldest sealed files, the journal starts
+/// past event 1 ([`Store::first_seq`]): a full replay then starts from the
+/// oldest readable snapshot that covers every event before that start, and
+/// says so by returning it. Without one the table cannot be rebuilt
+/// ([`JournalError::NoBase`]).
+///
+/// An unreadable snapshot (another version) is passed over for the next
+/// older one (the writer keeps two for this), and then for the events.
 pub fn rebuild(
     store: &Store,
     use_snapshot: bool,
 ) -> Result<(Table, Option<u64>, u64), JournalError> {
+    let first = store.first_seq()?;
+    // A snapshot is only as good as the events under it: one past the
+    // journal's last event would replay events that are not there and skip
+    // the ones appended since under the same numbers. One before the
+    // journal's start would need events that are gone.
+    let snapshots: Vec<(u64, sled::IVec)> = store
+        .snapshots_within_events()?
+        .into_iter()
+        .filter(|(seq, _)| seq + 1 >= first)
+        .collect();
+    let candidates: Vec<&(u64, sled::IVec)> = if use_snapshot {
+        snapshots.iter().rev().collect()
+    } else if first > 1 {
+        snapshots.iter().collect()
+    } else {
+        Vec::new()
+    };
     let mut table = Table::new();
     let mut from = 1;
     let mut snapshot_seq = None;
-    if use_snapshot {
-        // A snapshot is only as good as the events under it: one past the
-        // journal's last event would replay events that are not there and
-        // skip the ones appended since under the same numbers.
-        if let Some((seq, bytes)) = store.snapshot_within_events()? {
-            let t0 = std::time::Instant::now();
-            let decoded = snapshot::decode(&bytes);
-            tracing::debug!(
-                seq,
-                bytes = bytes.len(),
-                ms = t0.elapsed().as_millis() as u64,
-                "snapshot decoded"
-            );
-            match decoded {
-                Some(t) => {
-                    table = t;
-                    from = seq + 1;
-                    snapshot_seq = Some(seq);
-                }
-                None => tracing::warn!(
-                    seq,
-                    "snapshot unreadable (older format?); replaying every event"
-                ),
+    for (seq, bytes) in candidates {
+        let t0 = std::time::Instant::now();
+        let decoded = snapshot::decode(bytes);
+        tracing::debug!(
+            seq,
+            bytes = bytes.len(),
+            ms = t0.elapsed().as_millis() as u64,
+            "snapshot decoded"
+        );
+        match decoded {
+            Some(t) => {
+                table = t;
+                from = seq + 1;
+                snapshot_seq = Some(*seq);
+                break;
             }
+            None => tracing::warn!(
+                seq,
+                "snapshot unreadable (older format?); trying an older one, then the events"
+            ),
         }
     }
+    if snapshot_seq.is_none() && first > 1 {
+        return Err(JournalError::NoBase { first });
+    }
     let mut replayed = 0;
-    for item in store.segments_from(from) {
-        let (first, last, bytes) = item?;
-        let envs = decode_segment(first, last, &bytes)?;
-        for (seq, env) in (first..=last).zip(envs) {
-            if seq >= from {
-                table.apply(&env.e);
-                replayed += 1;
-            }
-        }
+    for item in store.events_from(from) {
+        let (_, env) = item?;
+        table.apply(&env.e);
+        replayed += 1;
     }
     Ok((table, snapshot_seq, replayed))
 }

@@ -11,11 +11,17 @@
 //!   Why segments: with one sled entry per event, a journal of a million
 //!   completed jobs (3M events) took 1.1 GB and sled needed 2.4 s to open it;
 //!   sled's per-entry costs also bounded durable appends below 100k/s.
+//!   Once snapshots cover them, whole segments move out of sled into sealed
+//!   files beside it ([`crate::sealed`], [`Store::seal_through`]); the
+//!   readers here ([`Store::events_from`], [`Store::segments_from`],
+//!   [`Store::event_count`]) read both as one record: sealed files first,
+//!   then the sled entries past the last sealed event, each event once.
 //! - `snapshots`: the sequence a snapshot covers → encoded table;
 //! - `blobs`: sha256 hex → executable bytes.
 
 use crate::error::JournalError;
 use crate::event::{Envelope, Event, FORMAT_VERSION};
+use crate::sealed::{Batch, Retention, SealedDir, SegmentFile, MAX_FILE_BODY};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone)]
@@ -104,28 +110,103 @@ impl Store {
         &self.path
     }
 
-    /// The last stored sequence number, 0 for an empty journal (sequences
-    /// start at 1).
-    pub fn last_seq(&self) -> Result<u64, JournalError> {
-        Ok(self.events.last()?.map(|(k, _)| span_of(&k).1).unwrap_or(0))
+    /// The sealed files beside this journal, listed now.
+    pub fn sealed(&self) -> Result<SealedDir, JournalError> {
+        SealedDir::open(&self.path)
     }
 
-    /// Events stored (counted from the segment keys, without decoding).
+    /// The last stored sequence number, 0 for an empty journal (sequences
+    /// start at 1). Sealing never takes sled's newest segment, so sled alone
+    /// would do; the sealed files are consulted all the same, so that a
+    /// journal whose sled lost its events can never reuse their numbers.
+    pub fn last_seq(&self) -> Result<u64, JournalError> {
+        let in_sled = self.events.last()?.map(|(k, _)| span_of(&k).1).unwrap_or(0);
+        Ok(in_sled.max(self.sealed()?.last_seq().unwrap_or(0)))
+    }
+
+    /// The first event the journal still holds: 1 for a whole (or empty)
+    /// journal, later once retention has deleted the oldest sealed files.
+    /// A replay of such a journal starts from a snapshot (see
+    /// [`crate::replay::rebuild`]).
+    pub fn first_seq(&self) -> Result<u64, JournalError> {
+        if let Some(first) = self.sealed()?.first_seq() {
+            return Ok(first);
+        }
+        Ok(self
+            .events
+            .first()?
+            .map(|(k, _)| span_of(&k).0)
+            .unwrap_or(1))
+    }
+
+    /// Events stored, sealed and in sled (counted from file names and
+    /// segment keys, without decoding). A sealed folder that cannot be
+    /// listed counts nothing and is logged; readers report it as an error.
     pub fn event_count(&self) -> usize {
-        self.events
+        let (sealed, sealed_last) = match self.sealed() {
+            Ok(d) => (d.event_count(), d.last_seq().unwrap_or(0)),
+            Err(e) => {
+                tracing::warn!("counting events: {e}");
+                (0, 0)
+            }
+        };
+        let in_sled: u64 = self
+            .events
             .iter()
             .keys()
             .filter_map(Result::ok)
             .map(|k| {
                 let (first, last) = span_of(&k);
-                span_len(first, last).unwrap_or(0) as usize
+                // A corrupt key counts nothing, whatever was sealed.
+                if span_len(first, last).is_none() || last <= sealed_last {
+                    return 0;
+                }
+                span_len(first.max(sealed_last + 1), last).unwrap_or(0)
             })
-            .sum()
+            .sum();
+        (sealed + in_sled) as usize
     }
 
-    /// Stored segments holding events from `from` on, undecoded:
-    /// `(first, last, bytes)`. The first may start before `from`.
+    /// Segments holding events from `from` on, undecoded: `(first, last,
+    /// bytes)`, sealed files (their whole uncompressed body each) then sled
+    /// entries. The first may start before `from`. Events before the
+    /// journal's first ([`Store::first_seq`]) are simply not there; a hole
+    /// after it is a [`JournalError::Gap`].
     pub fn segments_from(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<(u64, u64, sled::IVec), JournalError>> {
+        let store = self.clone();
+        Contiguous::new(
+            from,
+            |(first, last, _)| (*first, *last),
+            move |from| {
+                let (first_kept, sealed) = (store.first_seq()?, store.sealed()?);
+                let past_sealed = sealed.last_seq().map_or(0, |l| l + 1);
+                let sealed_part = sealed
+                    .bodies_from(from)
+                    .map(|r| r.map(|(first, last, body)| (first, last, sled::IVec::from(body))));
+                let sled_part = store.sled_segments_from(from.max(past_sealed));
+                // A restart mid-read may begin inside a file: its events before
+                // `from` were given already.
+                let trimmed = sealed_part.chain(sled_part).map(move |r| {
+                    let (first, last, bytes) = r?;
+                    if first >= from {
+                        return Ok((first, last, bytes));
+                    }
+                    let envs = decode_segment(first, last, &bytes)?;
+                    let kept = &envs[(from - first) as usize..];
+                    let bytes = rmp_serde::to_vec_named(kept)
+                        .map_err(|e| JournalError::Storage(e.to_string()))?;
+                    Ok((from, last, sled::IVec::from(bytes)))
+                });
+                Ok((first_kept, Box::new(trimmed) as Reader<_>))
+            },
+        )
+    }
+
+    /// Sled's own entries holding events from `from` on.
+    fn sled_segments_from(
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<(u64, u64, sled::IVec), JournalError>> {
@@ -148,12 +229,36 @@ impl Store {
         })
     }
 
-    /// Decoded events from `from` on, in order.
+    /// Decoded events from `from` on, in order, each once: sealed files
+    /// (decoded as they are decompressed), then sled. As
+    /// [`Store::segments_from`] for where the journal starts and for holes.
     pub fn events_from(
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<(u64, Envelope), JournalError>> {
-        self.segments_from(from).flat_map(move |r| {
+        let store = self.clone();
+        Contiguous::new(
+            from,
+            |(seq, _)| (*seq, *seq),
+            move |from| {
+                let (first_kept, sealed) = (store.first_seq()?, store.sealed()?);
+                let past_sealed = sealed.last_seq().map_or(0, |l| l + 1);
+                let sealed_part = sealed.events_from(from);
+                let sled_part = store.sled_events_from(from.max(past_sealed));
+                Ok((
+                    first_kept,
+                    Box::new(sealed_part.chain(sled_part)) as Reader<_>,
+                ))
+            },
+        )
+    }
+
+    /// Sled's own events from `from` on.
+    fn sled_events_from(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<(u64, Envelope), JournalError>> {
+        self.sled_segments_from(from).flat_map(move |r| {
             let decoded: Vec<Result<(u64, Envelope), JournalError>> = match r {
                 Err(e) => vec![Err(e)],
                 Ok((first, last, bytes)) => match decode_segment(first, last, &bytes) {
@@ -174,23 +279,172 @@ impl Store {
         Ok(self.snapshots.last()?.map(|(k, v)| (seq_of(&k), v)))
     }
 
-    /// The newest snapshot that covers no more than the events stored: one
-    /// past the last event describes events that never became durable.
-    pub(crate) fn snapshot_within_events(&self) -> Result<Option<(u64, sled::IVec)>, JournalError> {
+    /// The sequence the oldest kept snapshot covers.
+    pub fn oldest_snapshot_seq(&self) -> Result<Option<u64>, JournalError> {
+        Ok(self.snapshots.first()?.map(|(k, _)| seq_of(&k)))
+    }
+
+    /// The snapshots that cover no more than the events stored, oldest
+    /// first: one past the last event describes events that never became
+    /// durable.
+    pub(crate) fn snapshots_within_events(&self) -> Result<Vec<(u64, sled::IVec)>, JournalError> {
         let last = self.last_seq()?;
-        Ok(self
-            .snapshots
+        self.snapshots
             .range(..=last.to_be_bytes())
-            .next_back()
-            .transpose()?
-            .map(|(k, v)| (seq_of(&k), v)))
+            .map(|r| r.map(|(k, v)| (seq_of(&k), v)).map_err(JournalError::from))
+            .collect()
+    }
+
+    /// Moves every whole sled segment whose events all lie at or before
+    /// `seq` into sealed files (a new file every [`MAX_FILE_BODY`]
+    /// uncompressed bytes), then removes those segments from sled. Sled's
+    /// newest segment always stays, so that [`Store::last_seq`] and the
+    /// snapshot checks at open never depend on the sealed files.
+    ///
+    /// Each file is in place, synced, before its segments leave sled, so a
+    /// crash in between leaves events in both; readers take the sealed copy,
+    /// and the next seal removes the sled one. The master runs this on the
+    /// sealer's thread ([`crate::sealer`]), never on its own or the
+    /// writer's; it is also safe to call on a journal no master holds.
+    pub fn seal_through(&self, seq: u64) -> Result<SealReport, JournalError> {
+        self.seal_through_while(seq, MAX_FILE_BODY, &|| true)
+    }
+
+    /// [`Store::seal_through`] in files of about `max_body` uncompressed
+    /// bytes (tests, and tools that want smaller files).
+    pub fn seal_through_in_files_of(
+        &self,
+        seq: u64,
+        max_body: usize,
+    ) -> Result<SealReport, JournalError> {
+        self.seal_through_while(seq, max_body, &|| true)
+    }
+
+    /// [`Store::seal_through`], asking `go_on` between files whether to go
+    /// on (a shutdown stops after the file in hand).
+    pub(crate) fn seal_through_while(
+        &self,
+        seq: u64,
+        max_body: usize,
+        go_on: &dyn Fn() -> bool,
+    ) -> Result<SealReport, JournalError> {
+        let t0 = std::time::Instant::now();
+        let sealed = self.sealed()?;
+        let dir = sealed.dir().to_path_buf();
+        let mut report = SealReport::default();
+        let sealed_last = sealed.last_seq().unwrap_or(0);
+        if sealed_last > 0 {
+            report.leftovers = self.remove_from_sled_through(sealed_last)?;
+        }
+        let Some((newest, _)) = self.events.last()? else {
+            return Ok(report);
+        };
+        let mut batch = Batch::default();
+        let mut keys = Vec::new();
+        // Where the next segment must start: right after the sealed ones.
+        let mut next = (sealed_last > 0).then_some(sealed_last + 1);
+        for entry in self.events.iter() {
+            let (k, v) = entry?;
+            let (first, last) = span_of(&k);
+            if k == newest || last > seq {
+                break;
+            }
+            if let Some(n) = batch.next_seq().or(next) {
+                if first != n {
+                    // Never seal across a hole (or an overlap): a sealed
+                    // file holds exactly first..=last.
+                    return Err(if first > n {
+                        JournalError::Gap {
+                            first: n,
+                            last: first - 1,
+                        }
+                    } else {
+                        JournalError::Corrupt {
+                            seq: first,
+                            reason: format!("segment {first}..={last} overlaps events before it"),
+                        }
+                    });
+                }
+            }
+            let envs = decode_segment(first, last, &v)?;
+            batch.push(first, last, &v, &envs);
+            keys.push(k);
+            if batch.len() >= max_body {
+                next = batch.next_seq();
+                self.seal_batch(&dir, std::mem::take(&mut batch), &mut keys, &mut report)?;
+                if !go_on() {
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.seal_batch(&dir, batch, &mut keys, &mut report)?;
+        }
+        report.ms = t0.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    fn seal_batch(
+        &self,
+        dir: &Path,
+        batch: Batch,
+        keys: &mut Vec<sled::IVec>,
+        report: &mut SealReport,
+    ) -> Result<(), JournalError> {
+        report.events += batch.events();
+        report.raw_bytes += batch.len() as u64;
+        let file = batch.write(dir)?;
+        // Only now, with the file durable in place, may sled forget them.
+        for k in keys.drain(..) {
+            self.events.remove(k)?;
+        }
+        self.db.flush()?;
+        report.sealed_bytes += file.bytes;
+        report.files.push(file);
+        Ok(())
+    }
+
+    /// Removes from sled the entries whose events a sealed file holds
+    /// (left by a crash between a file's rename and this removal).
+    fn remove_from_sled_through(&self, seq: u64) -> Result<usize, JournalError> {
+        let stale: Vec<sled::IVec> = self
+            .events
+            .range(..=key_of(seq, u64::MAX))
+            .keys()
+            .filter(|k| k.as_ref().map_or(true, |k| span_of(k).1 <= seq))
+            .collect::<Result<_, _>>()?;
+        for k in &stale {
+            self.events.remove(k)?;
+        }
+        if !stale.is_empty() {
+            self.db.flush()?;
+        }
+        Ok(stale.len())
+    }
+
+    /// Deletes the oldest sealed files that `keep` no longer keeps, never
+    /// one holding events after the oldest kept snapshot, and nothing while
+    /// no kept snapshot is one this pilotq can read (only a full replay
+    /// could then rebuild the table). Returns the files deleted.
+    pub fn retire_sealed(&self, keep: &Retention) -> Result<Vec<SegmentFile>, JournalError> {
+        let snapshots = self.snapshots_within_events()?;
+        let readable = |bytes: &[u8]| {
+            crate::snapshot::version(bytes) == Some(crate::snapshot::SNAPSHOT_VERSION)
+        };
+        if !snapshots.iter().any(|(_, bytes)| readable(bytes)) {
+            return Ok(Vec::new());
+        }
+        let bound = snapshots[0].0;
+        let mut sealed = self.sealed()?;
+        sealed.retire(keep, crate::event::now_ms(), bound)
     }
 
     /// Deletes every snapshot past the last stored event (see
-    /// [`Store::snapshot_within_events`]), so that events appended from here
-    /// on can never be hidden behind one; returns how many there were.
-    /// (This relies on the last event never being deleted: a compaction of
-    /// old events must keep it.)
+    /// [`Store::snapshots_within_events`]), so that events appended from
+    /// here on can never be hidden behind one; returns how many there were.
+    /// (This relies on the last event never being deleted: sealing keeps
+    /// sled's newest segment, and retention deletes only sealed files
+    /// before the oldest snapshot.)
     pub(crate) fn drop_snapshots_past_events(&self) -> Result<usize, JournalError> {
         let first_past = self.last_seq()? + 1;
         let stale: Vec<sled::IVec> = self
@@ -289,6 +543,119 @@ impl Store {
 
     pub fn has_blob(&self, hash: &str) -> Result<bool, JournalError> {
         Ok(self.blobs.contains_key(hash.as_bytes())?)
+    }
+}
+
+/// What one [`Store::seal_through`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealReport {
+    /// The files written, oldest first.
+    pub files: Vec<SegmentFile>,
+    /// Events sealed.
+    pub events: u64,
+    /// Their bytes as sled held them, and as the files hold them.
+    pub raw_bytes: u64,
+    pub sealed_bytes: u64,
+    /// Sled entries removed because a sealed file already held their events.
+    pub leftovers: usize,
+    pub ms: u64,
+}
+
+type Reader<T> = Box<dyn Iterator<Item = Result<T, JournalError>> + Send>;
+
+/// Opens the sealed files and sled from a sequence on: the journal's first
+/// kept event, and a reader of both.
+type Open<T> = Box<dyn Fn(u64) -> Result<(u64, Reader<T>), JournalError> + Send>;
+
+/// Checks that items follow one another without a hole, from where the read
+/// (or the journal) starts on, and stops at the first error.
+///
+/// A hole may also be a seal that ran while we read (the master's own
+/// readers run beside its sealer): the files were listed before, and sled
+/// no longer has the events. So at a hole the reader is opened again where
+/// it stands, once per hole; a hole still there is a real one.
+struct Contiguous<T> {
+    inner: Option<Reader<T>>,
+    open: Open<T>,
+    next: u64,
+    span: fn(&T) -> (u64, u64),
+    reopened_at: Option<u64>,
+    done: bool,
+}
+
+impl<T: Send + 'static> Contiguous<T> {
+    fn new(
+        from: u64,
+        span: fn(&T) -> (u64, u64),
+        open: impl Fn(u64) -> Result<(u64, Reader<T>), JournalError> + Send + 'static,
+    ) -> Self {
+        Contiguous {
+            inner: None,
+            open: Box::new(open),
+            next: from,
+            span,
+            reopened_at: None,
+            done: false,
+        }
+    }
+
+    fn step(&mut self) -> Option<Result<T, JournalError>> {
+        loop {
+            let inner = match &mut self.inner {
+                Some(inner) => inner,
+                None => match (self.open)(self.next) {
+                    Err(e) => return Some(Err(e)),
+                    Ok((first_kept, inner)) => {
+                        // Events before the journal's first are not there
+                        // to be read (retired): the read starts with it.
+                        if self.reopened_at.is_none() {
+                            self.next = self.next.max(first_kept);
+                        }
+                        self.inner.insert(inner)
+                    }
+                },
+            };
+            let item = match inner.next()? {
+                Err(e) => return Some(Err(e)),
+                Ok(item) => item,
+            };
+            let (first, last) = (self.span)(&item);
+            if first > self.next {
+                if self.reopened_at != Some(self.next) {
+                    self.reopened_at = Some(self.next);
+                    self.inner = None;
+                    continue;
+                }
+                return Some(Err(JournalError::Gap {
+                    first: self.next,
+                    last: first - 1,
+                }));
+            }
+            if last < self.next {
+                return Some(Err(JournalError::Corrupt {
+                    seq: first,
+                    reason: format!(
+                        "events {first}..={last} come again after event {}",
+                        self.next - 1
+                    ),
+                }));
+            }
+            self.next = last + 1;
+            return Some(Ok(item));
+        }
+    }
+}
+
+impl<T: Send + 'static> Iterator for Contiguous<T> {
+    type Item = Result<T, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.step();
+        self.done = !matches!(item, Some(Ok(_)));
+        item
     }
 }
 

@@ -12,9 +12,27 @@
 //! `next_fresh` that have no record are Idle with no attempts (or Removed,
 //! once the whole cluster was removed). So a million idle jobs cost one
 //! record until they run.
+//!
+//! ## The queue holds live jobs only
+//! A job that completes or is removed leaves the table, as HTCondor's
+//! leave the queue for its history file, unless its spec says
+//! `leave_in_queue`. Its process number goes into the cluster's `gone`
+//! ranges (so it is neither fresh nor Idle), and a cluster whose jobs have
+//! all left leaves too. What the job was goes out as a [`Departure`] for the
+//! history store, when the table is asked to keep them (the master; a replay
+//! does not, the history being already written). So memory follows the live
+//! jobs, not every job ever submitted.
+//!
+//! A foreman's clusters (adopted from its master) stay, spec and `gone`
+//! ranges, once empty: its master sends a cluster's spec only with the
+//! first job on a connection, and a worker that failed over with an
+//! attempt the foreman already finished must find it finished, not adopt it
+//! again.
 
 use crate::counts::Counts;
+use crate::departure::{Departed, Departure};
 use crate::event::{Event, KeptOutput};
+use crate::procs::ProcRanges;
 use pilotq_wire::{ClusterId, JobId, JobSpec, JobStatus, Outcome, Resources};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
@@ -112,9 +130,14 @@ pub struct Cluster {
     #[serde(default)]
     adopted: bool,
     /// On a foreman: the master's job wrapper (by hash) its jobs of this
-    /// cluster were last adopted with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// cluster were last adopted with. (Never skipped when `None`: snapshots
+    /// encode fields by position, and `gone` follows.)
+    #[serde(default)]
     pub wrapper: Option<String>,
+    /// Processes that left the queue for the history store. Those at or after
+    /// `next_fresh` count in `ahead`, like records there.
+    #[serde(default)]
+    gone: ProcRanges,
 }
 
 impl Cluster {
@@ -152,7 +175,7 @@ impl Cluster {
 
     /// The job record of `proc`, or the implied one of an untouched process.
     pub fn job(&self, proc: u32) -> Option<JobRef<'_>> {
-        if proc >= self.count {
+        if proc >= self.count || self.gone.contains(proc) {
             return None;
         }
         Some(match self.jobs.get(&proc) {
@@ -175,8 +198,9 @@ impl Cluster {
     /// Idle processes in dispatch order: requeued first (they are older),
     /// then fresh ones.
     fn idle_procs(&self) -> impl Iterator<Item = u32> + '_ {
-        let fresh = (self.next_fresh..self.count)
-            .filter(move |p| self.removed_at.is_none() && !self.jobs.contains_key(p));
+        let fresh = (self.next_fresh..self.count).filter(move |p| {
+            self.removed_at.is_none() && !self.jobs.contains_key(p) && !self.gone.contains(*p)
+        });
         self.requeued.iter().copied().chain(fresh)
     }
 
@@ -200,12 +224,40 @@ impl Cluster {
             if proc >= self.next_fresh {
                 self.ahead += 1;
             }
-            while self.next_fresh < self.count && self.jobs.contains_key(&self.next_fresh) {
-                self.next_fresh += 1;
-                self.ahead -= 1;
-            }
+            self.advance_fresh();
         }
         self.jobs.get_mut(&proc).expect("just inserted")
+    }
+
+    /// Moves `next_fresh` past processes that have a record or have left.
+    fn advance_fresh(&mut self) {
+        while self.next_fresh < self.count
+            && (self.jobs.contains_key(&self.next_fresh) || self.gone.contains(self.next_fresh))
+        {
+            self.next_fresh += 1;
+            self.ahead = self.ahead.saturating_sub(1);
+        }
+    }
+
+    /// The processes in the queue (with a record, fresh, or implied removed
+    /// under `leave_in_queue`), in order, without visiting those that left:
+    /// a query of a cluster whose million jobs are mostly done costs its
+    /// live jobs.
+    pub fn procs_in_queue(&self) -> impl Iterator<Item = u32> + '_ {
+        let before = self.jobs.range(..self.next_fresh).map(|(p, _)| *p);
+        let after = (self.next_fresh..self.count)
+            .filter(move |p| self.jobs.contains_key(p) || !self.gone.contains(*p));
+        before.chain(after)
+    }
+
+    /// Whether `proc` finished and left the queue.
+    pub fn has_left(&self, proc: u32) -> bool {
+        self.gone.contains(proc)
+    }
+
+    /// Nothing of it is in the queue any more.
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.fresh_idle() == 0
     }
 }
 
@@ -228,6 +280,12 @@ pub struct Table {
     clusters: BTreeMap<ClusterId, Cluster>,
     last_cluster: u64,
     restarts: u64,
+    /// Jobs that left the queue for the history store, by how they ended.
+    #[serde(default)]
+    left: LeftQueue,
+    /// This is a foreman's table: its clusters are adopted ones.
+    #[serde(default)]
+    adopts: bool,
     // Derived indexes, rebuilt by `reindex` after a snapshot is loaded.
     /// Clusters with idle work, in dispatch order.
     #[serde(skip)]
@@ -237,6 +295,17 @@ pub struct Table {
     out_on: HashMap<Arc<str>, BTreeSet<JobId>>,
     #[serde(skip)]
     counts: Counts,
+    /// Jobs that left since the owner last took them (`Some` only when
+    /// asked for, see [`Table::keep_departures`]).
+    #[serde(skip)]
+    departures: Option<Vec<Departure>>,
+}
+
+/// How many jobs have left the queue for the history store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftQueue {
+    pub completed: u64,
+    pub removed: u64,
 }
 
 impl PartialEq for Table {
@@ -246,6 +315,8 @@ impl PartialEq for Table {
         self.clusters == other.clusters
             && self.last_cluster == other.last_cluster
             && self.restarts == other.restarts
+            && self.left == other.left
+            && self.adopts == other.adopts
     }
 }
 
@@ -278,6 +349,7 @@ impl Table {
                     requeued: BTreeSet::new(),
                     adopted: false,
                     wrapper: None,
+                    gone: ProcRanges::default(),
                 };
                 self.counts.idle += u64::from(*count);
                 self.clusters.insert(*cluster, c);
@@ -442,12 +514,50 @@ impl Table {
                         *at,
                     );
                 }
-                let c = self.clusters.get_mut(cluster).expect("checked above");
+                // Its last jobs may have taken the cluster out with them.
+                let Some(c) = self.clusters.get_mut(cluster) else {
+                    return;
+                };
                 let fresh = u64::from(c.fresh_idle());
-                c.removed_at = Some(*at);
                 self.counts.idle = self.counts.idle.saturating_sub(fresh);
-                self.counts.removed += fresh;
+                if c.spec.leave_in_queue || c.adopted {
+                    c.removed_at = Some(*at);
+                    self.counts.removed += fresh;
+                } else {
+                    // The jobs that never ran leave with it, as ranges.
+                    let mut procs = Vec::new();
+                    let mut run: Option<(u32, u32)> = None;
+                    for p in c.idle_procs().filter(|p| !c.jobs.contains_key(p)) {
+                        run = match run {
+                            Some((s, e)) if e == p => Some((s, p + 1)),
+                            Some(r) => {
+                                procs.push(r);
+                                Some((p, p + 1))
+                            }
+                            None => Some((p, p + 1)),
+                        };
+                    }
+                    procs.extend(run);
+                    for (s, e) in &procs {
+                        c.gone.insert_range(*s, *e);
+                    }
+                    c.ahead = c.ahead.saturating_add(fresh as u32);
+                    c.removed_at = Some(*at);
+                    self.left.removed += fresh;
+                    if let Some(d) = &mut self.departures {
+                        if !procs.is_empty() {
+                            d.push(Departure {
+                                cluster: *cluster,
+                                spec: c.spec.clone(),
+                                submitted_at: c.submitted_at,
+                                at: *at,
+                                jobs: Departed::NeverRan { procs },
+                            });
+                        }
+                    }
+                }
                 self.refresh_index(*cluster);
+                self.drop_if_empty(*cluster);
             }
         }
     }
@@ -507,13 +617,19 @@ impl Table {
                     requeued: BTreeSet::new(),
                     adopted: true,
                     wrapper: None,
+                    gone: ProcRanges::default(),
                 },
             );
         }
         let c = self.clusters.get_mut(&job.cluster).expect("present");
-        if !c.adopted || c.jobs.get(&job.proc).is_some_and(|j| j.pinned >= attempt) {
+        // A job that finished here never runs again, whatever attempt comes.
+        if !c.adopted
+            || c.gone.contains(job.proc)
+            || c.jobs.get(&job.proc).is_some_and(|j| j.pinned >= attempt)
+        {
             return false;
         }
+        self.adopts = true;
         if let std::collections::btree_map::Entry::Vacant(slot) = c.jobs.entry(job.proc) {
             slot.insert(Job {
                 state: JobState::Idle,
@@ -557,6 +673,8 @@ impl Table {
     }
 
     /// Sets a materialised job's state, keeping counts and holder index true.
+    /// A job that ends (Completed or Removed) leaves the queue, unless its
+    /// cluster says `leave_in_queue`.
     fn leave(&mut self, job: JobId, to: JobState, at: u64) {
         let Some(j) = self.job_mut(job) else { return };
         let from = std::mem::replace(&mut j.state, to.clone());
@@ -572,6 +690,98 @@ impl Table {
         }
         self.counts.sub(from.status());
         self.counts.add(to.status());
+        if to.status().is_final() {
+            self.depart(job, from, at);
+        }
+    }
+
+    /// Moves a job that just ended out of the queue (see the module's
+    /// "live jobs only").
+    fn depart(&mut self, job: JobId, from: JobState, at: u64) {
+        let Some(c) = self.clusters.get_mut(&job.cluster) else {
+            return;
+        };
+        if c.spec.leave_in_queue {
+            return;
+        }
+        let Some(j) = c.jobs.remove(&job.proc) else {
+            return;
+        };
+        c.gone.insert(job.proc);
+        c.requeued.remove(&job.proc);
+        let status = j.state.status();
+        self.counts.sub(status);
+        match status {
+            JobStatus::Completed => self.left.completed += 1,
+            _ => self.left.removed += 1,
+        }
+        if let Some(d) = &mut self.departures {
+            let (last_holder, started_at) = match from {
+                JobState::Running {
+                    holder, started_at, ..
+                } => (Some(holder), Some(started_at)),
+                JobState::Assigned { holder, .. } => (Some(holder), None),
+                _ => (None, None),
+            };
+            d.push(Departure {
+                cluster: job.cluster,
+                spec: c.spec.clone(),
+                submitted_at: c.submitted_at,
+                at,
+                jobs: Departed::One {
+                    proc: job.proc,
+                    state: j.state,
+                    attempts: j.attempts,
+                    last_holder,
+                    started_at,
+                },
+            });
+        }
+        self.drop_if_empty(job.cluster);
+    }
+
+    /// A cluster none of whose jobs is in the queue any more leaves it (a
+    /// foreman's stay: see the module's notes).
+    fn drop_if_empty(&mut self, cluster: ClusterId) {
+        let Some(c) = self.clusters.get(&cluster) else {
+            return;
+        };
+        if c.adopted || c.spec.leave_in_queue || !c.is_empty() {
+            return;
+        }
+        self.idle_index.remove(&(Reverse(c.spec.priority), cluster));
+        self.clusters.remove(&cluster);
+    }
+
+    /// From now on, jobs that leave the queue are kept as [`Departure`]s
+    /// until [`Table::take_departures`] (the master writes them to its
+    /// history store).
+    pub fn keep_departures(&mut self) {
+        self.departures.get_or_insert_with(Vec::new);
+    }
+
+    /// The jobs that left since the last call.
+    pub fn take_departures(&mut self) -> Vec<Departure> {
+        match &mut self.departures {
+            Some(d) => std::mem::take(d),
+            None => Vec::new(),
+        }
+    }
+
+    /// How many jobs have left the queue for the history store.
+    pub fn left(&self) -> LeftQueue {
+        self.left
+    }
+
+    /// Whether `id` finished and left the queue (its cluster may have left
+    /// too): a report about it is stale, and it must never run again.
+    pub fn has_left(&self, id: JobId) -> bool {
+        match self.clusters.get(&id.cluster) {
+            Some(c) => c.has_left(id.proc),
+            // Cluster ids are never reused: a known one that is gone left.
+            // A foreman's clusters never leave: one it lacks it never had.
+            None => !self.adopts && id.cluster.0 <= self.last_cluster,
+        }
     }
 
     /// The result kept with a job held because its output could not be put
@@ -616,7 +826,9 @@ impl Table {
                 .collect();
             let fresh = u64::from(c.fresh_idle());
             let removed_implied = if c.removed_at.is_some() && !c.adopted {
-                u64::from(c.count).saturating_sub(c.jobs.len() as u64)
+                u64::from(c.count)
+                    .saturating_sub(c.jobs.len() as u64)
+                    .saturating_sub(c.gone.len())
             } else {
                 0
             };
@@ -767,6 +979,7 @@ impl Table {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use pilotq_wire::Selector;
     use std::collections::BTreeMap;
 
     const AT: u64 = 1_000;
@@ -787,8 +1000,18 @@ pub(crate) mod tests {
             owner: "alice".into(),
             iwd: "/home/alice".into(),
             tags: vec![],
-            leave_in_queue: false,
+            // The state machine's tests watch finished jobs' records, so
+            // they keep them in the queue; jobs leaving it have tests of
+            // their own (`gone_*`, below), with `leaving_spec`.
+            leave_in_queue: true,
         })
+    }
+
+    /// A spec whose finished jobs leave the queue (the default).
+    pub(crate) fn leaving_spec(priority: i32, cores: u32) -> Box<JobSpec> {
+        let mut s = spec(priority, cores);
+        s.leave_in_queue = false;
+        s
     }
 
     /// Applies `e` and holds the derived indexes and counts to a rebuild.
@@ -805,7 +1028,7 @@ pub(crate) mod tests {
                 if c.adopted {
                     c.jobs.len() as u64
                 } else {
-                    u64::from(c.count)
+                    u64::from(c.count) - c.gone.len()
                 }
             })
             .sum();
@@ -1971,5 +2194,247 @@ pub(crate) mod tests {
         });
         assert_eq!(t.counts().idle, 0);
         assert_eq!(t.counts().removed, 3);
+    }
+
+    // ---- jobs leave the queue ----
+
+    fn submit_leaving(t: &mut Table, cluster: u64, count: u32) {
+        apply(
+            t,
+            Event::ClusterSubmitted {
+                cluster: ClusterId(cluster),
+                count,
+                spec: leaving_spec(0, 1),
+                at: AT,
+            },
+        );
+    }
+
+    fn run_to_end(t: &mut Table, job: JobId, code: i32) {
+        dispatch(t, job, 1, "w");
+        start(t, job, 1);
+        complete(t, job, 1, code);
+    }
+
+    #[test]
+    fn gone_a_finished_job_leaves_the_queue_with_its_record() {
+        let mut t = Table::new();
+        t.keep_departures();
+        submit_leaving(&mut t, 1, 3);
+        let j0 = JobId::new(1, 0);
+        run_to_end(&mut t, j0, 7);
+        assert!(t.job(j0).is_none() && t.view(j0).is_none() && t.has_left(j0));
+        assert_eq!(t.counts(), counts(2, 0, 0, 0, 0));
+        assert_eq!(
+            t.left(),
+            LeftQueue {
+                completed: 1,
+                removed: 0
+            }
+        );
+        let d = t.take_departures();
+        assert_eq!(d.len(), 1);
+        let rec: Vec<_> = d[0].records(42).collect();
+        assert_eq!(rec.len(), 1);
+        let r = &rec[0];
+        assert_eq!(
+            (r.id, r.status, r.exit_code),
+            (j0, JobStatus::Completed, Some(7))
+        );
+        assert_eq!((r.num_starts, r.last_holder.as_deref()), (1, Some("w")));
+        assert_eq!(
+            (r.completed_at, r.started_at, r.seq),
+            (Some(AT + 3), Some(AT + 2), 42)
+        );
+        assert!(t.take_departures().is_empty(), "taken once");
+
+        // Reports about it change nothing: it never runs again.
+        apply_ignored(
+            &mut t,
+            Event::JobCompleted {
+                job: j0,
+                attempt: 1,
+                outcome: Outcome::Exited { code: 0 },
+                at: AT,
+            },
+        );
+        apply_ignored(
+            &mut t,
+            Event::JobDispatched {
+                job: j0,
+                attempt: 2,
+                holder: "w".into(),
+                at: AT,
+            },
+        );
+        apply_ignored(&mut t, Event::JobRemoved { job: j0, at: AT });
+        assert_eq!(procs(&t.pick_idle(plenty(), 10)), [1, 2]);
+        assert_eq!(t.select(&[]), [JobId::new(1, 1), JobId::new(1, 2)]);
+
+        // The last jobs take the cluster with them; its id is not reused.
+        run_to_end(&mut t, JobId::new(1, 2), 0);
+        apply(
+            &mut t,
+            Event::JobRemoved {
+                job: JobId::new(1, 1),
+                at: AT + 9,
+            },
+        );
+        assert!(t.cluster(ClusterId(1)).is_none());
+        assert!(t.select(&[]).is_empty());
+        assert_eq!(t.counts(), counts(0, 0, 0, 0, 0));
+        assert_eq!(
+            t.left(),
+            LeftQueue {
+                completed: 2,
+                removed: 1
+            }
+        );
+        assert!(t.has_left(JobId::new(1, 1)) && !t.has_left(JobId::new(2, 0)));
+        assert_eq!(t.last_cluster(), ClusterId(1));
+        let d = t.take_departures();
+        assert_eq!(d.len(), 2);
+        let removed: Vec<_> = d[1].records(50).collect();
+        assert_eq!(
+            (
+                removed[0].status,
+                removed[0].exit_code,
+                removed[0].num_starts
+            ),
+            (JobStatus::Removed, None, 0)
+        );
+
+        // A snapshot of the emptied table is the table.
+        let back = crate::snapshot::decode(&crate::snapshot::encode(&t)).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn gone_jobs_finished_out_of_order_are_neither_fresh_nor_idle() {
+        let mut t = Table::new();
+        submit_leaving(&mut t, 1, 10);
+        // 5 and 7 are removed before anything ran: records ahead of the
+        // fresh ones, then gone.
+        apply(
+            &mut t,
+            Event::JobRemoved {
+                job: JobId::new(1, 5),
+                at: AT,
+            },
+        );
+        apply(
+            &mut t,
+            Event::JobRemoved {
+                job: JobId::new(1, 7),
+                at: AT,
+            },
+        );
+        assert_eq!(t.counts().idle, 8);
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [0, 1, 2, 3, 4, 6, 8, 9]);
+        for p in [0, 1, 2, 3, 4] {
+            run_to_end(&mut t, JobId::new(1, p), 0);
+        }
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [6, 8, 9]);
+        run_to_end(&mut t, JobId::new(1, 6), 0);
+        assert_eq!(procs(&t.pick_idle(plenty(), 100)), [8, 9]);
+        assert_eq!(t.cluster(ClusterId(1)).unwrap().gone.fragments(), 1);
+        assert_eq!(
+            t.select(&[Selector::Cluster(ClusterId(1))]),
+            [JobId::new(1, 8), JobId::new(1, 9)]
+        );
+        let back = crate::snapshot::decode(&crate::snapshot::encode(&t)).unwrap();
+        assert_eq!(back, t);
+        back.check_indexes().unwrap();
+        assert_eq!(procs(&back.pick_idle(plenty(), 100)), [8, 9]);
+    }
+
+    #[test]
+    fn gone_a_removed_million_job_cluster_leaves_as_one_range() {
+        let mut t = Table::new();
+        t.keep_departures();
+        submit_leaving(&mut t, 1, 1_000_000);
+        run_to_end(&mut t, JobId::new(1, 0), 0);
+        dispatch(&mut t, JobId::new(1, 1), 1, "w");
+        t.take_departures();
+        apply(
+            &mut t,
+            Event::ClusterRemoved {
+                cluster: ClusterId(1),
+                at: AT + 5,
+            },
+        );
+        assert!(t.cluster(ClusterId(1)).is_none());
+        assert_eq!(t.counts(), counts(0, 0, 0, 0, 0));
+        assert_eq!(
+            t.left(),
+            LeftQueue {
+                completed: 1,
+                removed: 999_999
+            }
+        );
+        assert_eq!(t.jobs_on("w").count(), 0);
+        let d = t.take_departures();
+        let total: u64 = d.iter().map(|d| d.len()).sum();
+        assert_eq!(total, 999_999);
+        assert!(d.iter().any(
+            |d| matches!(&d.jobs, Departed::NeverRan { procs } if procs == &[(2, 1_000_000)])
+        ));
+    }
+
+    #[test]
+    fn gone_leave_in_queue_keeps_finished_jobs() {
+        let mut t = Table::new();
+        t.keep_departures();
+        submit(&mut t, 1, 2, 0, 1);
+        run_to_end(&mut t, JobId::new(1, 0), 3);
+        apply(
+            &mut t,
+            Event::ClusterRemoved {
+                cluster: ClusterId(1),
+                at: AT,
+            },
+        );
+        assert_eq!(t.view(JobId::new(1, 0)).unwrap().exit_code, Some(3));
+        assert_eq!(t.view(JobId::new(1, 1)).unwrap().status, JobStatus::Removed);
+        assert_eq!(t.counts(), counts(0, 0, 1, 1, 0));
+        assert_eq!(t.left(), LeftQueue::default());
+        assert!(t.take_departures().is_empty());
+    }
+
+    #[test]
+    fn gone_a_foreman_never_adopts_a_finished_job_again() {
+        let mut t = Table::new();
+        let adopt = |t: &mut Table, proc, attempt| {
+            apply(
+                t,
+                Event::JobAdopted {
+                    job: JobId::new(4, proc),
+                    attempt,
+                    spec: Some(leaving_spec(0, 1)),
+                    at: AT,
+                    wrapper: None,
+                },
+            );
+        };
+        adopt(&mut t, 0, 2);
+        run_to_end_pinned(&mut t, JobId::new(4, 0), 2);
+        assert!(t.has_left(JobId::new(4, 0)) && t.job(JobId::new(4, 0)).is_none());
+        // The cluster (its spec) stays for the master's next jobs.
+        assert!(t.cluster(ClusterId(4)).is_some());
+        let before = t.clone();
+        adopt(&mut t, 0, 2);
+        adopt(&mut t, 0, 3);
+        assert_eq!(t, before);
+        assert!(t.pick_idle(plenty(), 10).is_empty());
+        // An unknown cluster on a foreman is one it never had, not one gone.
+        assert!(!t.has_left(JobId::new(2, 0)));
+        adopt(&mut t, 1, 1);
+        assert_eq!(procs(&t.pick_idle(plenty(), 10)), [1]);
+    }
+
+    fn run_to_end_pinned(t: &mut Table, job: JobId, attempt: u32) {
+        dispatch(t, job, attempt, "w");
+        start(t, job, attempt);
+        complete(t, job, attempt, 0);
     }
 }

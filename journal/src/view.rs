@@ -36,7 +36,7 @@ impl Table {
             let Some(c) = self.cluster(cid) else { continue };
             let id = |proc| JobId { cluster: cid, proc };
             if all || whole.contains(&cid) {
-                out.extend((0..c.count).map(id));
+                out.extend(c.procs_in_queue().map(id));
             } else if let Some(procs) = some.get(&cid) {
                 out.extend(procs.range(..c.count).copied().map(id));
             }

@@ -13,8 +13,10 @@
 //! in-memory state has gone ahead of the disk and only a restart (replay of
 //! what *is* durable) can bring them together again.
 
+use crate::departure::Departure;
 use crate::error::JournalError;
 use crate::event::{now_ms, Event};
+use crate::history::HistoryWriter;
 use crate::store::{encode_segment, key_of, Store};
 use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
 use std::thread::JoinHandle;
@@ -27,8 +29,13 @@ enum Op {
     Append {
         events: Vec<Event>,
         blobs: Vec<(String, Vec<u8>)>,
+        /// Jobs these events took out of the queue: their history records
+        /// are written and synced before the events are flushed.
+        departures: Vec<Departure>,
         done: Done,
     },
+    /// From now on, history records go to this store (`history.rs`).
+    AttachHistory(Option<Box<HistoryWriter>>),
     Snapshot {
         bytes: Vec<u8>,
         done: Done,
@@ -52,21 +59,53 @@ const MAX_GROUP_EVENTS: usize = 20_000;
 pub struct Writer {
     tx: Option<Sender<Op>>,
     thread: Option<JoinHandle<()>>,
+    /// Moves snapshotted events into sealed files (`crate::sealer`).
+    sealer: Option<crate::sealer::Sealer>,
 }
 
 impl Writer {
     /// Starts the writer thread. `next_seq` is the first free sequence number;
-    /// `capacity` bounds the operations waiting for it.
+    /// `capacity` bounds the operations waiting for it. Events stay in sled
+    /// (see [`Writer::start_sealing`]).
     pub fn start(store: Store, next_seq: u64, capacity: usize) -> Writer {
+        Writer::start_with(store, next_seq, capacity, None)
+    }
+
+    /// [`Writer::start`], plus a sealer thread that, after each group that
+    /// stored a snapshot, seals the events through the older kept snapshot
+    /// and applies `keep` to the sealed files (the master's journal).
+    pub fn start_sealing(
+        store: Store,
+        next_seq: u64,
+        capacity: usize,
+        keep: crate::sealed::Retention,
+    ) -> Writer {
+        let sealer = crate::sealer::Sealer::start(store.clone(), keep);
+        Writer::start_with(store, next_seq, capacity, Some(sealer))
+    }
+
+    fn start_with(
+        store: Store,
+        next_seq: u64,
+        capacity: usize,
+        sealer: Option<crate::sealer::Sealer>,
+    ) -> Writer {
         let (tx, rx) = bounded(capacity);
+        let seals = sealer.as_ref().map(crate::sealer::Sealer::requests);
         let thread = std::thread::Builder::new()
             .name("pilotq-journal".into())
-            .spawn(move || run(store, next_seq, rx))
+            .spawn(move || run(store, next_seq, rx, seals))
             .expect("spawning the journal thread");
         Writer {
             tx: Some(tx),
             thread: Some(thread),
+            sealer,
         }
+    }
+
+    /// The sealer, when started with one.
+    pub fn sealer(&self) -> Option<&crate::sealer::Sealer> {
+        self.sealer.as_ref()
     }
 
     fn send(&self, op: Op) {
@@ -87,11 +126,29 @@ impl Writer {
 
     /// Appends `events` (and stores `blobs` first); `done` runs once durable.
     pub fn append(&self, events: Vec<Event>, blobs: Vec<(String, Vec<u8>)>, done: Done) {
+        self.append_departing(events, blobs, Vec::new(), done)
+    }
+
+    /// Like [`Writer::append`], with the jobs the events took out of the
+    /// queue: their history records are durable no later than the events.
+    pub fn append_departing(
+        &self,
+        events: Vec<Event>,
+        blobs: Vec<(String, Vec<u8>)>,
+        departures: Vec<Departure>,
+        done: Done,
+    ) {
         self.send(Op::Append {
             events,
             blobs,
+            departures,
             done,
         })
+    }
+
+    /// Writes the history records of later appends to `history`.
+    pub fn attach_history(&self, history: HistoryWriter) {
+        self.send(Op::AttachHistory(Some(Box::new(history))))
     }
 
     /// Stores a snapshot covering every event appended before it.
@@ -109,11 +166,14 @@ impl Writer {
         self.send(Op::ReclaimSpent(spent_ms))
     }
 
-    /// Writes what is pending and stops the thread.
+    /// Writes what is pending and stops the thread (and the sealer's).
     pub fn shutdown(&mut self) {
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some(mut sealer) = self.sealer.take() {
+            sealer.shutdown();
         }
     }
 }
@@ -128,8 +188,14 @@ fn fail(op: Op) {
     done_of(op)(Err(JournalError::Closed));
 }
 
-fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
+fn run(
+    store: Store,
+    mut next_seq: u64,
+    rx: Receiver<Op>,
+    seals: Option<crate::sealer::SealRequests>,
+) {
     let mut broken: Option<JournalError> = None;
+    let mut history: Option<Box<HistoryWriter>> = None;
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
         let mut events = ops_events(&ops[0]);
@@ -147,6 +213,11 @@ fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
                 done_of(op)(Err(err.clone()));
             }
             continue;
+        }
+        for op in &mut ops {
+            if let Op::AttachHistory(h) = op {
+                history = h.take();
+            }
         }
         let t = now_ms();
         let mut results = Vec::with_capacity(ops.len());
@@ -166,13 +237,29 @@ fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
                 };
             for op in &ops {
                 match op {
-                    Op::Append { events, blobs, .. } => {
+                    Op::Append {
+                        events,
+                        blobs,
+                        departures,
+                        ..
+                    } => {
                         for (hash, bytes) in blobs {
                             store.blobs.insert(hash.as_bytes(), bytes.as_slice())?;
                         }
                         pending.extend(events.iter());
                         next_seq += events.len() as u64;
+                        // Each record carries the sequence of the append's
+                        // last event: at open, records past the durable
+                        // journal are cut off.
+                        if let Some(h) = history.as_mut() {
+                            for d in departures {
+                                for rec in d.records(next_seq - 1) {
+                                    h.add(&rec);
+                                }
+                            }
+                        }
                     }
+                    Op::AttachHistory(_) => {}
                     Op::Snapshot { bytes, .. } => {
                         // The events it covers go to sled's log before the
                         // snapshot does, so no crash keeps it without them.
@@ -189,11 +276,23 @@ fn run(store: Store, mut next_seq: u64, rx: Receiver<Op>) {
                 results.push(next_seq - 1);
             }
             store_segment(&mut pending, first)?;
+            // History first: a record may outlive its events in a crash (it
+            // is cut at the next open), never the other way round.
+            if let Some(h) = history.as_mut() {
+                h.commit()?;
+            }
             store.db.flush()?;
             Ok(())
         };
         match write() {
             Ok(()) => {
+                // Asked before any completion runs, so that whoever waits
+                // on the snapshot can then wait on the sealer too.
+                if let Some(seals) = &seals {
+                    if ops.iter().any(|op| matches!(op, Op::Snapshot { .. })) {
+                        seals.after_snapshot();
+                    }
+                }
                 for (op, seq) in ops.into_iter().zip(results) {
                     done_of(op)(Ok(seq));
                 }
@@ -222,6 +321,6 @@ fn done_of(op: Op) -> Done {
         Op::Append { done, .. } | Op::Snapshot { done, .. } | Op::Barrier { done } => done,
         // Nobody waits on it: a failure shows in the writer's refusal of
         // everything after it.
-        Op::ReclaimSpent(_) => Box::new(|_| {}),
+        Op::ReclaimSpent(_) | Op::AttachHistory(_) => Box::new(|_| {}),
     }
 }

@@ -300,19 +300,43 @@ fn check_fixture(path: &str, version: u32) {
     let t = &r.table;
     t.check_indexes().expect("indexes");
 
+    // Finished jobs have left the queue (none of the fixture's clusters
+    // says `leave_in_queue`), cluster 3 with its 1,000 removed jobs whole.
     let c = t.counts();
     assert_eq!(
         (c.idle, c.running, c.removed, c.completed, c.held),
-        (1, 1, 1001, 4, 1)
+        (1, 1, 0, 0, 1)
     );
+    assert_eq!((t.left().completed, t.left().removed), (4, 1001));
     assert_eq!(t.restarts(), 2);
     assert_eq!(t.last_cluster(), ClusterId(3));
-    assert_eq!(
-        t.selected_clusters(&[]),
-        [ClusterId(1), ClusterId(2), ClusterId(3)]
-    );
+    assert_eq!(t.selected_clusters(&[]), [ClusterId(1), ClusterId(2)]);
+    for id in [job(1, 0), job(1, 1), job(1, 4), job(2, 1), job(3, 0)] {
+        assert!(t.view(id).is_none() && t.has_left(id), "{id} left");
+    }
 
-    let view = |c, p| t.view(job(c, p)).expect("job exists");
+    // What left is what the history store gets: a replay that keeps the
+    // departures gives each finished job's record.
+    let mut keeping = Table::new();
+    keeping.keep_departures();
+    let mut history: BTreeMap<JobId, pilotq_wire::JobView> = BTreeMap::new();
+    for item in r.store.events_from(1) {
+        let (seq, env) = item.expect("decodes");
+        keeping.apply(&env.e);
+        for d in keeping.take_departures() {
+            for rec in d.records(seq) {
+                assert!(history.insert(rec.id, rec).is_none(), "one record per job");
+            }
+        }
+    }
+    assert_eq!(keeping, *t);
+    assert_eq!(history.len(), 4 + 1001);
+    let in_queue_or_history = |c, p| {
+        t.view(job(c, p))
+            .or_else(|| history.get(&job(c, p)).cloned())
+            .expect("job exists")
+    };
+    let view = in_queue_or_history;
     let v = view(1, 0);
     assert_eq!(
         (v.status, v.exit_code, v.attempts),
@@ -362,10 +386,9 @@ fn check_fixture(path: &str, version: u32) {
     assert_eq!(t.jobs_on("worker-c").collect::<Vec<_>>(), [job(2, 2)]);
     assert_eq!(t.holders().count(), 1);
 
-    let removed = t.select(&[Selector::Cluster(ClusterId(3))]);
-    assert_eq!(removed.len(), 1000);
+    assert!(t.select(&[Selector::Cluster(ClusterId(3))]).is_empty());
     for id in [job(3, 0), job(3, 999)] {
-        let v = t.view(id).expect("job exists");
+        let v = history[&id].clone();
         assert_eq!(
             (v.status, v.entered_status_at),
             (JobStatus::Removed, T0 + 134_000)

@@ -116,6 +116,9 @@ struct Master<'a> {
     live: Table,
     next_seq: u64,
     last_snapshot: Option<u64>,
+    /// The live table after each append, by the last event it covers: what
+    /// `pilotq journal at #SEQ` must show for that point.
+    history: Vec<(u64, Table)>,
     clock: u64,
 }
 
@@ -139,6 +142,7 @@ impl<'a> Master<'a> {
             live: r.table,
             next_seq: 1,
             last_snapshot: None,
+            history: Vec::new(),
             clock: 1_700_000_000_000,
         }
     }
@@ -162,6 +166,7 @@ impl<'a> Master<'a> {
                 panic!("live indexes wrong after {e:?}: {why}");
             }
         }
+        self.history.push((self.next_seq - 1, self.live.clone()));
     }
 
     fn tick(&mut self) -> u64 {
@@ -486,6 +491,7 @@ impl<'a> Master<'a> {
         assert_eq!(snap, None);
         assert_eq!(replayed, self.next_seq - 1);
         same_table(&self.live, &full);
+        self.at_every_point_is_the_table_then(&r.store);
 
         let mut expect = 1;
         for item in r.store.events_from(1) {
@@ -496,6 +502,60 @@ impl<'a> Master<'a> {
         }
         assert_eq!(expect, self.next_seq);
         r
+    }
+}
+
+impl Master<'_> {
+    /// `pilotq journal at`: at every point the live master passed (and
+    /// every sequence number between), a replay of the journal to that
+    /// point, from the first event or from the newest snapshot at or before
+    /// it, is the table the master had then; and what `at` prints of it
+    /// agrees with the table's own counts.
+    fn at_every_point_is_the_table_then(&self, store: &pilotq_journal::Store) {
+        use pilotq_journal::postmortem::at::{describe, snapshot_at_or_before, table_at};
+        use pilotq_journal::postmortem::Point;
+        let mut then = Table::new();
+        let mut points = self.history.iter().peekable();
+        for seq in 0..self.next_seq {
+            while let Some((s, t)) = points.peek() {
+                if *s > seq {
+                    break;
+                }
+                then = t.clone();
+                points.next();
+            }
+            let (got, last) =
+                table_at(None, store.events_from(1), Point::Seq(seq)).expect("the journal reads");
+            same_table(&then, &got);
+            assert_eq!(last.map(|l| l.0), (seq > 0).then_some(seq), "at #{seq}");
+            if let Some((snap, start)) = snapshot_at_or_before(store, seq).expect("snapshots read")
+            {
+                assert!(snap <= seq);
+                let (from_snap, _) = table_at(
+                    Some((snap, start)),
+                    store.events_from(snap + 1),
+                    Point::Seq(seq),
+                )
+                .expect("the journal reads");
+                same_table(&then, &from_snap);
+            }
+            let view = describe(&got, last, None, usize::MAX);
+            let c = got.counts();
+            assert_eq!(
+                (view.idle, view.running, view.held),
+                (c.idle, c.running, c.held)
+            );
+            let listed = |k: &str| view.states.get(k).map_or(0, |l| l.count);
+            assert_eq!(listed("idle") + listed("assigned"), c.idle, "at #{seq}");
+            assert_eq!(listed("running"), c.running, "at #{seq}");
+            assert_eq!(listed("held"), c.held, "at #{seq}");
+            let out: usize = view.holders.iter().map(|h| h.jobs.count as usize).sum();
+            assert_eq!(
+                out,
+                got.holders().map(|(_, n)| n).sum::<usize>(),
+                "at #{seq}"
+            );
+        }
     }
 }
 

@@ -7,16 +7,21 @@
 //!    mixed up or invented shows);
 //! 3. no job ran on two holders at once for longer than a lease;
 //! 4. the journal replayed from empty equals the master's live table, job by
-//!    job, and its indexes are consistent.
+//!    job, and its indexes are consistent; and the history records the
+//!    replay gives for the jobs that left the queue equal the master's
+//!    history store, record by record.
+//!
+//! Finished jobs leave the master's queue for its history store, so "every
+//! job" is the queue and the history together, each job in exactly one.
 //!
 //! "Completed exactly once" is read from the journal itself: a job with two
 //! `JobCompleted` events was completed twice, whatever the table says.
 
 use crate::workload::JobBook;
 use anyhow::{Context, Result};
-use pilotq_journal::{replay, Event, Store};
+use pilotq_journal::{Event, Store};
 use pilotq_wire::{JobId, JobStatus, JobView};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,6 +46,8 @@ pub struct EndCheck {
 pub struct Evidence<'a> {
     /// The master's live table, queried before it was stopped.
     pub live: &'a [JobView],
+    /// The master's history store (jobs that left the queue), oldest first.
+    pub history: &'a [JobView],
     /// How many jobs the master accepted.
     pub submitted: u64,
     pub book: &'a JobBook,
@@ -58,11 +65,30 @@ pub struct Evidence<'a> {
 
 pub fn check(ev: &Evidence) -> Result<EndCheck> {
     let mut c = EndCheck::default();
+    let all: Vec<&JobView> = ev.live.iter().chain(ev.history).collect();
+    let mut seen = std::collections::HashSet::with_capacity(all.len());
+    let in_both: Vec<JobId> = all
+        .iter()
+        .map(|v| v.id)
+        .filter(|id| !seen.insert(*id))
+        .collect();
+    if !in_both.is_empty() {
+        c.failures.push(format!(
+            "{} jobs are both in the queue and in history, or twice in either (e.g. {})",
+            in_both.len(),
+            in_both
+                .iter()
+                .take(5)
+                .map(|j| j.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let mut lost_examples = Vec::new();
     let mut wrong_examples = Vec::new();
     let mut unreasoned_holds = 0u64;
     let mut wrong = 0u64;
-    for v in ev.live {
+    for v in all.iter().copied() {
         match v.status {
             JobStatus::Completed => {
                 let expected = JobBook::plan_of(&v.attributes)
@@ -99,7 +125,7 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
     // after a crash must not land twice.
     let mut clusters_of: HashMap<usize, std::collections::BTreeSet<u64>> = HashMap::new();
     let mut foreign = 0u64;
-    for v in ev.live {
+    for v in all.iter().copied() {
         match JobBook::plan_of(&v.attributes) {
             Some(plan) => {
                 clusters_of.entry(plan).or_default().insert(v.id.cluster.0);
@@ -128,18 +154,19 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
             "{foreign} jobs in the master's table are not from this simulation"
         ));
     }
-    if ev.live.len() as u64 > ev.submitted {
+    // Distinct jobs: one listed twice is named above, not an extra job.
+    if seen.len() as u64 > ev.submitted {
         c.failures.push(format!(
-            "the master holds {} jobs but accepted {} from us",
-            ev.live.len(),
+            "the master holds {} jobs (queue and history) but accepted {} from us",
+            seen.len(),
             ev.submitted
         ));
     }
-    let missing = ev.submitted.saturating_sub(ev.live.len() as u64);
+    let missing = ev.submitted.saturating_sub(seen.len() as u64);
     c.lost += missing + wrong;
     if missing > 0 {
         c.failures.push(format!(
-            "{missing} of {} accepted jobs are missing from the master's table",
+            "{missing} of {} accepted jobs are missing from the master's queue and history",
             ev.submitted
         ));
     }
@@ -191,8 +218,7 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
                 .join(", ")
         ));
     }
-    let unjournaled = ev
-        .live
+    let unjournaled = all
         .iter()
         .filter(|v| v.status == JobStatus::Completed && !completions.contains_key(&v.id))
         .count();
@@ -212,9 +238,18 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
         ));
     }
 
-    // The journal, replayed from its first event, against the live table.
-    let (table, _, _) =
-        replay::rebuild(&store, false).context("replaying the journal from empty")?;
+    // The journal, replayed from its first event, against the live table,
+    // and the jobs that left the queue in that replay against the history.
+    let mut table = pilotq_journal::Table::new();
+    table.keep_departures();
+    let mut left: HashMap<JobId, JobView> = HashMap::new();
+    for item in store.events_from(1) {
+        let (seq, env) = item.context("replaying the journal from empty")?;
+        table.apply(&env.e);
+        for d in table.take_departures() {
+            left.extend(d.records(seq).map(|r| (r.id, r)));
+        }
+    }
     let mut mismatches = Vec::new();
     let mut mismatched = 0u64;
     if let Err(e) = table.check_indexes() {
@@ -231,12 +266,53 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
             }
         }
     }
-    let replayed_total = table.counts().total();
-    if replayed_total != ev.live.len() as u64 {
+    for h in ev.history {
+        // The store stamps a record with its append's last event; the
+        // replay with the event itself: the same job, the same record.
+        let replayed = left.get(&h.id).map(|r| JobView {
+            seq: h.seq,
+            ..r.clone()
+        });
+        if replayed.as_ref() != Some(h) {
+            mismatched += 1;
+            if mismatches.len() < 3 {
+                mismatches.push(format!(
+                    "{} (history): store {:?} / replayed {:?}",
+                    h.id, h, replayed
+                ));
+            }
+        }
+    }
+    // By job, not only by count: a record listed twice must not hide one
+    // missing (and the same for the queue).
+    let recorded: HashSet<JobId> = ev.history.iter().map(|h| h.id).collect();
+    let unrecorded: Vec<JobId> = left
+        .keys()
+        .filter(|id| !recorded.contains(id))
+        .copied()
+        .collect();
+    if left.len() != ev.history.len() || !unrecorded.is_empty() {
         mismatched += 1;
         mismatches.push(format!(
-            "the replayed table has {replayed_total} jobs, the live one {}",
-            ev.live.len()
+            "the replay has {} jobs leave the queue, the history store holds {}{}",
+            left.len(),
+            ev.history.len(),
+            not_in("with no record", &unrecorded)
+        ));
+    }
+    let listed: HashSet<JobId> = ev.live.iter().map(|v| v.id).collect();
+    let unlisted: Vec<JobId> = table
+        .select(&[])
+        .into_iter()
+        .filter(|id| !listed.contains(id))
+        .collect();
+    let replayed_total = table.counts().total();
+    if replayed_total != ev.live.len() as u64 || !unlisted.is_empty() {
+        mismatched += 1;
+        mismatches.push(format!(
+            "the replayed table has {replayed_total} jobs, the live one {}{}",
+            ev.live.len(),
+            not_in("not listed", &unlisted)
         ));
     }
     c.journal_matches_live = mismatched == 0;
@@ -247,4 +323,15 @@ pub fn check(ev: &Evidence) -> Result<EndCheck> {
         ));
     }
     Ok(c)
+}
+
+/// " (N of them {what}: a, b, c)", or nothing when `jobs` is empty.
+fn not_in(what: &str, jobs: &[JobId]) -> String {
+    if jobs.is_empty() {
+        return String::new();
+    }
+    let mut some = jobs.to_vec();
+    some.sort();
+    let some: Vec<String> = some.iter().take(5).map(|j| j.to_string()).collect();
+    format!(" ({} of them {what}: {})", jobs.len(), some.join(", "))
 }

@@ -320,7 +320,7 @@ impl Sim {
                         t_submit.elapsed().as_secs_f64(),
                         status.idle,
                         status.running,
-                        status.completed,
+                        status.completed + status.history_completed,
                         status.held,
                         self.stats().connected.load(Relaxed)
                     ),
@@ -333,7 +333,12 @@ impl Sim {
             };
             if status.idle == 0
                 && status.running == 0
-                && status.completed + status.held + status.removed >= accepted
+                && status.completed
+                    + status.history_completed
+                    + status.held
+                    + status.removed
+                    + status.history_removed
+                    >= accepted
             {
                 break true;
             }
@@ -354,7 +359,7 @@ impl Sim {
         };
 
         // The live table, then everything stopped, then the checks.
-        let live = self.live_table(&master_addr).await?;
+        let (live, history) = self.live_table(&master_addr).await?;
         self.shared.stop.cancel();
         for f in &mut self.foremen {
             let _ = f.stop(Duration::from_secs(60)).await;
@@ -374,6 +379,7 @@ impl Sim {
         let submitted = self.stats().submitted.load(Relaxed);
         let end = invariants::check(&Evidence {
             live: &live,
+            history: &history,
             submitted,
             book: &self.shared.book,
             journal: &self.journal,
@@ -765,14 +771,22 @@ impl Sim {
         }
     }
 
-    /// Every job as the master shows it, retried across a restart in flight.
-    async fn live_table(&self, addr: &str) -> Result<Vec<JobView>> {
+    /// Every job as the master shows it: its queue, and its history store
+    /// (finished jobs leave the queue), retried across a restart in flight.
+    async fn live_table(&self, addr: &str) -> Result<(Vec<JobView>, Vec<JobView>)> {
         let until = Instant::now() + Duration::from_secs(120);
         loop {
             let r = async {
                 let mut c =
                     Client::connect(addr, self.shared.secret.as_ref(), DEFAULT_MAX_FRAME).await?;
-                c.query(vec![]).await
+                let live = c.query(vec![]).await?;
+                let mut history = Vec::new();
+                c.history_each(vec![], true, |chunk| {
+                    history.extend(chunk);
+                    std::ops::ControlFlow::Continue(())
+                })
+                .await?;
+                Ok::<_, pilotq_actors::connect::ConnectError>((live, history))
             }
             .await;
             match r {
@@ -892,7 +906,19 @@ impl Submitter {
             let mut c = self.client().await;
             for &id in &candidates {
                 let sel = vec![Selector::Job(pilotq_wire::JobId::new(id, 0))];
-                match c.query(sel).await {
+                // In the queue, or in history once it finished.
+                let mut found = c.query(sel.clone()).await;
+                if matches!(&found, Ok(jobs) if jobs.is_empty()) {
+                    let mut old = Vec::new();
+                    found = c
+                        .history_each(sel, false, |chunk| {
+                            old.extend(chunk);
+                            std::ops::ControlFlow::Continue(())
+                        })
+                        .await
+                        .map(|()| old);
+                }
+                match found {
                     Ok(jobs) => {
                         if jobs.first().and_then(|v| JobBook::plan_of(&v.attributes)) == Some(idx) {
                             self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(c);

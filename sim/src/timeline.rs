@@ -43,6 +43,33 @@ pub struct Timeline {
     pub partitions: Vec<(f64, f64)>,
 }
 
+/// How the chart is labelled, and moments marked under it: the
+/// simulator's defaults, or what `pilotq journal plot` says of a journal
+/// (restarts rather than kills, holder losses marked).
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub title: String,
+    /// What a line in `crashes` is called.
+    pub crash_label: String,
+    pub x_label: String,
+    /// Moments marked by a short tick at the foot of the plot (at most one
+    /// per pixel is drawn), and what they are called in the legend.
+    pub ticks: Vec<f64>,
+    pub ticks_label: String,
+}
+
+impl Default for Chart {
+    fn default() -> Self {
+        Chart {
+            title: TITLE.into(),
+            crash_label: "master killed".into(),
+            x_label: "time since start (s)".into(),
+            ticks: Vec::new(),
+            ticks_label: String::new(),
+        }
+    }
+}
+
 impl Timeline {
     /// Writes the CSV: header `t_s,idle,running,completed,master_up,event`,
     /// one row per sample and one per fault event, all ordered by time.
@@ -56,6 +83,11 @@ impl Timeline {
     /// Writes the SVG chart (about 900×400, self-contained).
     pub fn write_svg(&self, path: &Path) -> io::Result<()> {
         std::fs::write(path, self.svg_string())
+    }
+
+    /// [`Timeline::write_svg`] with other labels and marks.
+    pub fn write_svg_chart(&self, path: &Path, chart: &Chart) -> io::Result<()> {
+        std::fs::write(path, self.svg_string_with(chart))
     }
 
     /// Completions per second over the busiest 1-second window, from the
@@ -147,13 +179,17 @@ impl Timeline {
     }
 
     fn svg_string(&self) -> String {
+        self.svg_string_with(&Chart::default())
+    }
+
+    fn svg_string_with(&self, chart: &Chart) -> String {
         let mut out = String::new();
-        self.render_svg(&mut out)
+        self.render_svg(&mut out, chart)
             .expect("writing to a String cannot fail");
         out
     }
 
-    fn render_svg(&self, out: &mut String) -> fmt::Result {
+    fn render_svg(&self, out: &mut String, chart: &Chart) -> fmt::Result {
         // Samples whose time is not a number cannot be placed; they are left
         // out of the chart (the CSV still has them).
         let mut samples: Vec<Sample> = self
@@ -169,7 +205,7 @@ impl Timeline {
             W = WIDTH,
             H = HEIGHT
         )?;
-        writeln!(out, "<title>{}</title>", esc(TITLE))?;
+        writeln!(out, "<title>{}</title>", esc(&chart.title))?;
         writeln!(
             out,
             r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
@@ -177,7 +213,7 @@ impl Timeline {
         writeln!(
             out,
             r#"<text x="{LEFT}" y="22" font-size="16" font-weight="bold">{}</text>"#,
-            esc(TITLE)
+            esc(&chart.title)
         )?;
         if samples.is_empty() {
             writeln!(
@@ -227,7 +263,7 @@ impl Timeline {
             )?;
         }
 
-        frame.render_axes(out)?;
+        frame.render_axes(out, &chart.x_label)?;
 
         let ts: Vec<f64> = samples.iter().map(|s| s.t_s).collect();
         for series in SERIES {
@@ -263,7 +299,7 @@ impl Timeline {
             writeln!(
                 out,
                 "<title>{}</title>",
-                esc(&format!("master killed at {t:.3} s"))
+                esc(&format!("{} at {t:.3} s", chart.crash_label))
             )?;
             writeln!(
                 out,
@@ -275,19 +311,45 @@ impl Timeline {
                 writeln!(
                     out,
                     r#"<text x="{lx:.1}" y="{ly:.1}" font-size="9" fill="{CRASH_COLOR}" text-anchor="end" transform="rotate(-90 {lx:.1} {ly:.1})">{}</text>"#,
-                    esc("master killed")
+                    esc(&chart.crash_label)
                 )?;
             }
             writeln!(out, "</g>")?;
         }
 
-        self.render_legend(out, !down.is_empty(), !partitions.is_empty())?;
+        // Ticks at the foot, one per pixel column at most.
+        let mut ticked = std::collections::BTreeSet::new();
+        for &t in chart.ticks.iter().filter(|t| t.is_finite()) {
+            let x = frame.x(t).clamp(LEFT, RIGHT);
+            if ticked.insert(x.round() as i64) {
+                writeln!(
+                    out,
+                    r#"<line class="tick-mark" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{BOTTOM}" stroke="{TICK_COLOR}" stroke-width="1"/>"#,
+                    BOTTOM - 8.0
+                )?;
+            }
+        }
+
+        self.render_legend(
+            out,
+            chart,
+            !down.is_empty(),
+            !partitions.is_empty(),
+            !ticked.is_empty(),
+        )?;
         writeln!(out, "</svg>")
     }
 
     /// One row above the plot: the three series, then the fault markers
     /// present in this run (a legend for markers absent would only puzzle).
-    fn render_legend(&self, out: &mut String, any_down: bool, any_partition: bool) -> fmt::Result {
+    fn render_legend(
+        &self,
+        out: &mut String,
+        chart: &Chart,
+        any_down: bool,
+        any_partition: bool,
+        any_tick: bool,
+    ) -> fmt::Result {
         let mut x = LEFT;
         let y = 56.0;
         let label = |out: &mut String, x: &mut f64, text: &str| -> fmt::Result {
@@ -320,7 +382,7 @@ impl Timeline {
                 y + 6.0,
                 mid = x + 9.0
             )?;
-            label(out, &mut x, "master killed")?;
+            label(out, &mut x, &chart.crash_label)?;
         }
         if any_down {
             writeln!(
@@ -337,6 +399,16 @@ impl Timeline {
                 y - 5.0
             )?;
             label(out, &mut x, "foreman partition")?;
+        }
+        if any_tick {
+            writeln!(
+                out,
+                r#"<line x1="{mid:.1}" y1="{}" x2="{mid:.1}" y2="{}" stroke="{TICK_COLOR}" stroke-width="1"/>"#,
+                y - 5.0,
+                y + 5.0,
+                mid = x + 9.0
+            )?;
+            label(out, &mut x, &chart.ticks_label)?;
         }
         writeln!(out, "</g>")
     }
@@ -412,6 +484,7 @@ const TITLE: &str = "pilotq sim: jobs over time";
 const CRASH_COLOR: &str = "#d62728";
 const DOWN_COLOR: &str = "#7f7f7f";
 const PARTITION_COLOR: &str = "#9467bd";
+const TICK_COLOR: &str = "#8c564b";
 
 struct Series {
     name: &'static str,
@@ -522,7 +595,7 @@ impl Frame {
         merged
     }
 
-    fn render_axes(&self, out: &mut String) -> fmt::Result {
+    fn render_axes(&self, out: &mut String, x_label: &str) -> fmt::Result {
         writeln!(out, r#"<g class="axes" font-size="11" fill="black">"#)?;
         // Horizontal grid lines and y ticks.
         let scale = if self.y_max >= 1e6 {
@@ -592,7 +665,7 @@ impl Frame {
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
             (LEFT + RIGHT) / 2.0,
             HEIGHT - 14.0,
-            esc("time since start (s)")
+            esc(x_label)
         )?;
         let (ax, ay) = (18.0, (TOP + BOTTOM) / 2.0);
         writeln!(
@@ -1189,6 +1262,30 @@ t_s,idle,running,completed,master_up,event
             polylines(&svg).iter().map(Vec::len).collect::<Vec<_>>(),
             [1, 1, 1]
         );
+    }
+
+    #[test]
+    fn a_chart_can_say_other_things_and_mark_ticks() {
+        let tl = faulty_run();
+        let chart = Chart {
+            title: "pilotq journal: <x>".into(),
+            crash_label: "master restarted".into(),
+            x_label: "seconds since 2026-12-03".into(),
+            // Two a tenth of a pixel apart: one drawn.
+            ticks: vec![5.0, 5.001, 30.0, f64::NAN],
+            ticks_label: "holder lost".into(),
+        };
+        let svg = tl.svg_string_with(&chart);
+        assert_well_formed(&svg);
+        assert!(svg.contains("<title>pilotq journal: &lt;x&gt;</title>"));
+        assert!(svg.contains("master restarted at 19.950 s"));
+        assert!(!svg.contains("master killed"));
+        assert!(svg.contains(">seconds since 2026-12-03<"));
+        assert_eq!(svg.matches(r#"class="tick-mark""#).count(), 2);
+        assert!(svg.contains(">holder lost<"));
+        // The default chart is the simulator's, without ticks.
+        assert_eq!(tl.svg_string(), tl.svg_string_with(&Chart::default()));
+        assert!(!tl.svg_string().contains("tick-mark"));
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! A check that never fails proves nothing, so each invariant gets a run
 //! that breaks it, and one clean run shows that none fires without cause.
 //! Every run is a real journal written by the master's own `Writer`, and the
-//! "live" table is the same events folded by `Table::apply`, as the master
-//! folds them; a test then breaks one thing (an event, a view, the evidence)
-//! and asserts the counts and the failure line that must name it.
+//! master's tables are the same events folded by `Table::apply`, as the
+//! master folds them: a job that completes or is removed leaves the "live"
+//! table, and its departure's record (stamped with the event's sequence) goes
+//! to the "history" store. A test then breaks one thing (an event, a view, a
+//! history record, the evidence) and asserts the counts and the failure line
+//! that must name it.
 
 use anyhow::Result;
 use pilotq_journal::{Event, JournalError, Store, Table, Writer};
@@ -37,8 +40,15 @@ fn code_of(proc: u32) -> i32 {
 }
 
 fn submitted() -> Event {
+    submitted_leaving_in_queue(false)
+}
+
+/// The cluster's submission; with `leave_in_queue`, its finished jobs stay
+/// in the queue instead of leaving for the history.
+fn submitted_leaving_in_queue(leave_in_queue: bool) -> Event {
     let mut spec = sim_spec("sim-job", 0);
     tag_plan(&mut spec, PLAN);
+    spec.leave_in_queue = leave_in_queue;
     Event::ClusterSubmitted {
         cluster: ClusterId(CLUSTER),
         count: JOBS,
@@ -104,6 +114,16 @@ fn ran(proc: u32, attempt: u32, code: i32) -> Vec<Event> {
     ]
 }
 
+/// `proc` held before it ran, with a reason.
+fn held(proc: u32) -> Vec<Event> {
+    vec![Event::JobHeld {
+        job: job(proc),
+        reason: "failed to start on worker-1: no such file".into(),
+        at: T0 + 10,
+        kept: None,
+    }]
+}
+
 /// A run where `settle(proc)` gives the events of each job after its
 /// cluster's submission.
 fn run_of(settle: impl Fn(u32) -> Vec<Event>) -> Vec<Event> {
@@ -127,7 +147,10 @@ fn clean_run() -> Vec<Event> {
 /// break one of them before `check`.
 struct Fixture {
     journal: tempfile::TempDir,
+    /// The jobs still in the queue at the end.
     live: Vec<JobView>,
+    /// The jobs that left the queue, in the order they left.
+    history: Vec<JobView>,
     submitted: u64,
     book: JobBook,
     overlaps: Vec<(JobId, Duration)>,
@@ -136,12 +159,21 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// Journals `events` and takes the live table from the same events.
+    /// Journals `events` and folds the same events as the master does: the
+    /// jobs that leave the queue go to the history, each record stamped with
+    /// the sequence of the event that ended it (the journal's first is 1).
     fn new(events: Vec<Event>) -> Fixture {
         let journal = tempfile::tempdir().unwrap();
         write_journal(journal.path(), &events);
         let mut table = Table::new();
-        events.iter().for_each(|e| table.apply(e));
+        table.keep_departures();
+        let mut history = Vec::new();
+        for (seq, e) in (1u64..).zip(&events) {
+            table.apply(e);
+            for d in table.take_departures() {
+                history.extend(d.records(seq));
+            }
+        }
         let live = table
             .select(&[])
             .into_iter()
@@ -150,6 +182,7 @@ impl Fixture {
         Fixture {
             journal,
             live,
+            history,
             submitted: u64::from(JOBS),
             book: book(),
             overlaps: vec![],
@@ -157,13 +190,24 @@ impl Fixture {
         }
     }
 
+    /// The live view of `proc`, which must still be in the queue.
     fn view_mut(&mut self, proc: u32) -> &mut JobView {
         self.live.iter_mut().find(|v| v.id == job(proc)).unwrap()
+    }
+
+    /// The history record of `proc`, which must have left the queue.
+    fn history_mut(&mut self, proc: u32) -> &mut JobView {
+        self.history.iter_mut().find(|v| v.id == job(proc)).unwrap()
+    }
+
+    fn record(&self, proc: u32) -> &JobView {
+        self.history.iter().find(|v| v.id == job(proc)).unwrap()
     }
 
     fn evidence(&self) -> Evidence<'_> {
         Evidence {
             live: &self.live,
+            history: &self.history,
             submitted: self.submitted,
             book: &self.book,
             journal: self.journal.path(),
@@ -215,6 +259,19 @@ fn write_journal(dir: &std::path::Path, events: &[Event]) {
     writer.shutdown();
 }
 
+/// The fixture's journal, once sled has let go of its file lock.
+fn open_when_free(f: &Fixture) -> Result<Store, JournalError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(f.journal.path()) {
+            Err(JournalError::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The one failure line containing `what`, or a panic listing them all.
 fn failure<'a>(end: &'a EndCheck, what: &str) -> &'a str {
     let hits: Vec<&String> = end.failures.iter().filter(|f| f.contains(what)).collect();
@@ -230,9 +287,41 @@ fn the_fixture_has_a_failing_job() {
 }
 
 #[test]
+fn the_fixture_keeps_history_as_the_master_does() -> Result<()> {
+    // The journal numbers events from 1 (MasterStarted 1, the submission 2,
+    // then three events a job), and each completion takes its job out of the
+    // queue with a record stamped with the completion's sequence.
+    let events = clean_run();
+    let f = Fixture::new(events.clone());
+    let seqs: Vec<u64> = f.history.iter().map(|h| h.seq).collect();
+    assert_eq!(seqs, [5, 8, 11, 14]);
+    for (p, h) in (0..JOBS).zip(&f.history) {
+        assert_eq!(h.id, job(p));
+        assert_eq!(h.status, JobStatus::Completed);
+        assert_eq!(h.exit_code, Some(code_of(p)));
+        assert_eq!(h.completed_at, Some(T0 + 30));
+        assert_eq!(h.num_starts, 1);
+        assert_eq!(h.last_holder.as_deref(), Some("worker-1"));
+        assert_eq!(events[h.seq as usize - 1], completed(p, 1, code_of(p)));
+    }
+    let store = open_when_free(&f)?;
+    let journaled: Vec<u64> = store
+        .events_from(1)
+        .map(|item| item.map(|(seq, _)| seq))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(journaled, (1..=events.len() as u64).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[test]
 fn a_clean_run_passes() {
     let events = clean_run();
     let f = Fixture::new(events.clone());
+    // Every job finished, so the queue is empty and every job is in the
+    // history, in the order it left.
+    assert!(f.live.is_empty(), "{:#?}", f.live);
+    let left: Vec<JobId> = f.history.iter().map(|h| h.id).collect();
+    assert_eq!(left, (0..JOBS).map(job).collect::<Vec<_>>());
     let end = f.check();
     assert!(end.failures.is_empty(), "{:#?}", end.failures);
     assert_eq!(end.completed, u64::from(JOBS));
@@ -265,7 +354,8 @@ fn a_job_completed_twice_in_the_journal_is_duplicated() {
         }
     });
     let f = Fixture::new(events);
-    assert_eq!(f.live[2].attempts, 2, "the table took attempt 2's report");
+    assert_eq!(f.record(2).attempts, 2, "the table took attempt 2's report");
+    assert_eq!(f.record(2).last_holder.as_deref(), Some("worker-2"));
     let end = f.check();
     assert_eq!(end.duplicated, 1);
     // Everything else holds: the table is right, only the journal tells.
@@ -400,23 +490,84 @@ fn accepted_jobs_missing_from_the_table_are_lost() {
     let end = f.check();
     assert_eq!((end.completed, end.lost), (u64::from(JOBS), 2));
     assert_eq!(
-        failure(&end, "missing from the master's table"),
-        "2 of 6 accepted jobs are missing from the master's table"
+        failure(&end, "missing from the master's queue and history"),
+        "2 of 6 accepted jobs are missing from the master's queue and history"
     );
     assert_eq!(end.failures.len(), 1, "{:#?}", end.failures);
 }
 
 #[test]
-fn a_live_view_unlike_the_journal_fails_the_replay() {
-    // The live table claims 7.2 took two attempts; the journal has one.
+fn a_history_record_unlike_the_journal_fails_the_replay() {
+    // The history claims 7.2 took two attempts; the journal has one. (7.2
+    // completed, so its record is in the history, not the queue.)
     let mut f = Fixture::new(clean_run());
-    f.view_mut(2).attempts = 2;
+    f.history_mut(2).attempts = 2;
     let end = f.check();
     assert!(!end.journal_matches_live);
     let line = failure(&end, "differs from the master's live table");
-    assert!(line.contains("in 1 jobs: 7.2"), "{line}");
+    assert!(line.contains("in 1 jobs: 7.2 (history)"), "{line}");
     // Nothing else is wrong with the run.
     assert_eq!((end.completed, end.lost), (u64::from(JOBS), 0));
+    assert_eq!(end.failures.len(), 1, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_history_record_with_another_last_holder_fails_the_replay() {
+    // 7.2 ran on worker-1; the history says it ran elsewhere.
+    let mut f = Fixture::new(clean_run());
+    assert_eq!(f.record(2).last_holder.as_deref(), Some("worker-1"));
+    f.history_mut(2).last_holder = Some("worker-9".into());
+    let end = f.check();
+    assert!(!end.journal_matches_live);
+    let line = failure(&end, "differs from the master's live table");
+    assert!(line.contains("in 1 jobs: 7.2 (history)"), "{line}");
+    assert!(line.contains("worker-9"), "{line}");
+    assert_eq!((end.completed, end.lost), (u64::from(JOBS), 0));
+    assert_eq!(end.failures.len(), 1, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_history_record_with_another_result_fails_twice() {
+    // The journal has 7.1 exit 9, as its run reported; the history store
+    // recorded 0. The result check and the replay both see it.
+    assert_eq!(code_of(1), 9);
+    let mut f = Fixture::new(clean_run());
+    f.history_mut(1).exit_code = Some(0);
+    let end = f.check();
+    assert_eq!((end.completed, end.lost), (u64::from(JOBS) - 1, 1));
+    assert!(
+        failure(&end, "do not carry the result their run reported")
+            .contains("7.1 exit Some(0), its run reported Some(9)"),
+        "{:#?}",
+        end.failures
+    );
+    assert!(!end.journal_matches_live);
+    let line = failure(&end, "differs from the master's live table");
+    assert!(line.contains("in 1 jobs: 7.1 (history)"), "{line}");
+    assert_eq!(end.failures.len(), 2, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_live_view_unlike_the_journal_fails_the_replay() {
+    // Rewritten for the history store: in a clean run every job has left
+    // the queue, so the live view checked is that of a job still in it (7.3,
+    // held with a reason). The live table claims 7.3 took two attempts; the
+    // journal has none.
+    let mut f = Fixture::new(run_of(|p| {
+        if p == 3 {
+            held(p)
+        } else {
+            ran(p, 1, code_of(p))
+        }
+    }));
+    assert_eq!(f.live.len(), 1);
+    f.view_mut(3).attempts = 2;
+    let end = f.check();
+    assert!(!end.journal_matches_live);
+    let line = failure(&end, "differs from the master's live table");
+    assert!(line.contains("in 1 jobs: 7.3: live"), "{line}");
+    // Nothing else is wrong with the run.
+    assert_eq!((end.completed, end.held, end.lost), (3, 1, 0));
     assert_eq!(end.failures.len(), 1, "{:#?}", end.failures);
 }
 
@@ -447,20 +598,266 @@ fn a_live_completion_the_journal_lacks_fails_twice() {
 }
 
 #[test]
+fn a_history_completion_the_journal_lacks_fails_twice() {
+    // As above, but the master also moved 7.3 to its history: the journal
+    // has it still running, the history store has it completed.
+    let mut f = Fixture::new(run_of(|p| {
+        if p == 3 {
+            vec![dispatched(p, 1), started(p, 1)]
+        } else {
+            ran(p, 1, code_of(p))
+        }
+    }));
+    let mut v = f.live.pop().unwrap();
+    assert!(f.live.is_empty());
+    assert_eq!(v.id, job(3));
+    v.status = JobStatus::Completed;
+    v.exit_code = Some(code_of(3));
+    v.completed_at = Some(T0 + 30);
+    f.history.push(v);
+    let end = f.check();
+    assert_eq!((end.completed, end.lost), (u64::from(JOBS), 0));
+    assert!(!end.journal_matches_live);
+    assert_eq!(
+        failure(&end, "no completion in the journal"),
+        "1 jobs the master shows completed have no completion in the journal"
+    );
+    let line = failure(&end, "differs from the master's live table");
+    assert!(line.contains("7.3 (history): store"), "{line}");
+    assert!(
+        line.contains("the replay has 3 jobs leave the queue, the history store holds 4"),
+        "{line}"
+    );
+    assert!(
+        line.contains("the replayed table has 1 jobs, the live one 0"),
+        "{line}"
+    );
+    assert_eq!(end.failures.len(), 2, "{:#?}", end.failures);
+}
+
+#[test]
 fn a_journal_job_missing_from_the_live_table_fails_the_replay() {
-    // The live table lost 7.0 altogether (and so did the count accepted, so
-    // only the journal can tell).
-    let mut f = Fixture::new(clean_run());
+    // Rewritten for the history store: in a clean run the queue is empty, so
+    // the job lost is one still in it (7.0, held with a reason). The live
+    // table lost 7.0 altogether (and so did the count accepted, so only the
+    // journal can tell).
+    let mut f = Fixture::new(run_of(|p| {
+        if p == 0 {
+            held(p)
+        } else {
+            ran(p, 1, code_of(p))
+        }
+    }));
     f.live.retain(|v| v.id != job(0));
+    assert!(f.live.is_empty());
     f.submitted -= 1;
     let end = f.check();
     assert!(!end.journal_matches_live);
     assert!(
         failure(&end, "differs from the master's live table")
-            .contains("the replayed table has 4 jobs, the live one 3"),
+            .contains("the replayed table has 1 jobs, the live one 0"),
         "{:#?}",
         end.failures
     );
+    assert_eq!(end.failures.len(), 1, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_journal_job_missing_from_the_history_fails_the_replay() {
+    // The history store lost 7.0's record (and so did the count accepted,
+    // so only the journal can tell): the replay has it leave the queue.
+    let mut f = Fixture::new(clean_run());
+    f.history.retain(|v| v.id != job(0));
+    f.submitted -= 1;
+    let end = f.check();
+    assert!(!end.journal_matches_live);
+    assert!(
+        failure(&end, "differs from the master's live table")
+            .contains("the replay has 4 jobs leave the queue, the history store holds 3"),
+        "{:#?}",
+        end.failures
+    );
+    assert_eq!(end.failures.len(), 1, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_job_both_in_the_queue_and_in_history_fails() {
+    // The master recorded 7.1 in its history but left it in its queue too.
+    let mut f = Fixture::new(clean_run());
+    let v = f.record(1).clone();
+    f.live.push(v);
+    let end = f.check();
+    assert_eq!(
+        failure(&end, "both in the queue and in history"),
+        "1 jobs are both in the queue and in history, or twice in either (e.g. 7.1)"
+    );
+    // The replayed queue is empty: the live 7.1 is not in it.
+    assert!(!end.journal_matches_live);
+    let line = failure(&end, "differs from the master's live table");
+    assert!(line.contains("7.1: live"), "{line}");
+    assert!(
+        line.contains("the replayed table has 0 jobs, the live one 1"),
+        "{line}"
+    );
+    assert_eq!(end.lost, 0);
+    assert_eq!(end.failures.len(), 2, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_job_twice_in_history_fails() {
+    // The history store holds 7.1's record twice (both right).
+    let mut f = Fixture::new(clean_run());
+    let v = f.record(1).clone();
+    f.history.push(v);
+    let end = f.check();
+    assert_eq!(
+        failure(&end, "or twice in either"),
+        "1 jobs are both in the queue and in history, or twice in either (e.g. 7.1)"
+    );
+    assert!(!end.journal_matches_live);
+    assert!(
+        failure(&end, "differs from the master's live table")
+            .contains("the replay has 4 jobs leave the queue, the history store holds 5"),
+        "{:#?}",
+        end.failures
+    );
+    assert_eq!(end.lost, 0);
+    assert_eq!(end.failures.len(), 2, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_record_twice_in_history_does_not_hide_one_missing() {
+    // 7.0's record was overwritten by a second copy of 7.1's: as many
+    // records as the replay has departures, each equal to the replay's.
+    let mut f = Fixture::new(clean_run());
+    assert_eq!(f.history[0].id, job(0));
+    f.history[0] = f.record(1).clone();
+    let end = f.check();
+    assert_eq!((end.completed, end.lost), (u64::from(JOBS), 1));
+    assert!(
+        failure(&end, "or twice in either").contains("(e.g. 7.1)"),
+        "{:#?}",
+        end.failures
+    );
+    assert_eq!(
+        failure(&end, "missing from the master's queue and history"),
+        "1 of 4 accepted jobs are missing from the master's queue and history"
+    );
+    assert!(!end.journal_matches_live);
+    assert!(
+        failure(&end, "differs from the master's live table")
+            .contains("the replay has 4 jobs leave the queue, the history store holds 4 (1 of them with no record: 7.0)"),
+        "{:#?}",
+        end.failures
+    );
+    assert_eq!(end.failures.len(), 3, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_job_twice_in_the_queue_does_not_hide_one_missing() {
+    // 7.2 and 7.3 are held; the live table lists 7.2 twice and lacks 7.3.
+    let mut f = Fixture::new(run_of(|p| {
+        if p >= 2 {
+            held(p)
+        } else {
+            ran(p, 1, code_of(p))
+        }
+    }));
+    assert_eq!(f.live.len(), 2);
+    f.live[1] = f.live[0].clone();
+    assert_eq!(f.live[1].id, job(2));
+    let end = f.check();
+    assert_eq!((end.held, end.lost), (2, 1));
+    assert!(
+        failure(&end, "jobs are both in the queue and in history").contains("(e.g. 7.2)"),
+        "{:#?}",
+        end.failures
+    );
+    assert!(!end.journal_matches_live);
+    assert!(
+        failure(&end, "differs from the master's live table")
+            .contains("the replayed table has 2 jobs, the live one 2 (1 of them not listed: 7.3)"),
+        "{:#?}",
+        end.failures
+    );
+    assert_eq!(end.failures.len(), 3, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_clean_run_that_leaves_jobs_in_the_queue_passes() {
+    // With `leave_in_queue`, finished jobs stay in the queue: nothing goes
+    // to the history.
+    let mut events = clean_run();
+    events[1] = submitted_leaving_in_queue(true);
+    let f = Fixture::new(events);
+    assert!(f.history.is_empty(), "{:#?}", f.history);
+    assert_eq!(f.live.len(), JOBS as usize);
+    let end = f.check();
+    assert!(end.failures.is_empty(), "{:#?}", end.failures);
+    assert_eq!((end.completed, end.lost), (u64::from(JOBS), 0));
+    assert!(end.journal_matches_live);
+}
+
+#[test]
+fn a_job_moved_to_history_against_leave_in_queue_fails_the_replay() {
+    // The cluster says `leave_in_queue`, but the master moved 7.1 to its
+    // history anyway.
+    let mut events = clean_run();
+    events[1] = submitted_leaving_in_queue(true);
+    let mut f = Fixture::new(events);
+    let i = f.live.iter().position(|v| v.id == job(1)).unwrap();
+    let v = f.live.remove(i);
+    f.history.push(v);
+    let end = f.check();
+    assert_eq!((end.completed, end.lost), (u64::from(JOBS), 0));
+    assert!(!end.journal_matches_live);
+    let line = failure(&end, "differs from the master's live table");
+    assert!(line.contains("7.1 (history): store"), "{line}");
+    assert!(line.contains("replayed None"), "{line}");
+    assert!(
+        line.contains("the replay has 0 jobs leave the queue, the history store holds 1"),
+        "{line}"
+    );
+    assert_eq!(end.failures.len(), 1, "{:#?}", end.failures);
+}
+
+#[test]
+fn a_removed_cluster_leaves_for_history() {
+    // `--stop-after` removed the cluster with 7.2 running and 7.3 never run:
+    // both leave, 7.2 with its holder, 7.3 as one of the jobs that never ran.
+    let mut events = run_of(|p| match p {
+        2 => vec![dispatched(p, 1), started(p, 1)],
+        3 => vec![],
+        _ => ran(p, 1, code_of(p)),
+    });
+    events.push(Event::ClusterRemoved {
+        cluster: ClusterId(CLUSTER),
+        at: T0 + 50,
+    });
+    let mut f = Fixture::new(events.clone());
+    f.removal_ends = true;
+    assert!(f.live.is_empty(), "{:#?}", f.live);
+    assert_eq!(f.history.len(), JOBS as usize);
+    let (r2, r3) = (f.record(2), f.record(3));
+    assert_eq!(
+        (r2.status, r2.last_holder.as_deref(), r2.seq),
+        (JobStatus::Removed, Some("worker-1"), events.len() as u64)
+    );
+    assert_eq!(
+        (r3.status, r3.last_holder.as_deref(), r3.num_starts),
+        (JobStatus::Removed, None, 0)
+    );
+    let end = f.check();
+    assert!(end.failures.is_empty(), "{:#?}", end.failures);
+    assert_eq!((end.completed, end.removed, end.lost), (2, 2, 0));
+    assert!(end.journal_matches_live);
+
+    // A record of a job that never ran claiming a holder is caught too.
+    f.history_mut(3).last_holder = Some("worker-1".into());
+    let end = f.check();
+    assert!(!end.journal_matches_live);
+    let line = failure(&end, "differs from the master's live table");
+    assert!(line.contains("in 1 jobs: 7.3 (history)"), "{line}");
     assert_eq!(end.failures.len(), 1, "{:#?}", end.failures);
 }
 
@@ -486,15 +883,7 @@ fn a_job_on_two_holders_beyond_the_lease_fails() {
 fn a_journal_in_use_is_an_error() -> Result<()> {
     let f = Fixture::new(clean_run());
     // Hold the journal as a master that was never stopped would.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let _held = loop {
-        match Store::open(f.journal.path()) {
-            Err(JournalError::Locked { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            other => break other?,
-        }
-    };
+    let _held = open_when_free(&f)?;
     let e = check(&f.evidence()).unwrap_err();
     assert!(is_locked(&e), "{e:#}");
     assert!(format!("{e:#}").contains("opening the journal"), "{e:#}");
@@ -538,7 +927,8 @@ fn a_submission_accepted_twice_fails() {
     }
     // The sim counted the plan's jobs once: the retry's answer was lost.
     let f = Fixture::new(events);
-    assert_eq!(f.live.len(), 2 * JOBS as usize);
+    assert!(f.live.is_empty(), "{:#?}", f.live);
+    assert_eq!(f.history.len(), 2 * JOBS as usize);
     let end = f.check();
     assert_eq!(
         failure(&end, "accepted more than once"),
@@ -546,7 +936,7 @@ fn a_submission_accepted_twice_fails() {
     );
     assert_eq!(
         failure(&end, "accepted 4 from us"),
-        "the master holds 8 jobs but accepted 4 from us"
+        "the master holds 8 jobs (queue and history) but accepted 4 from us"
     );
     // No job id completed twice and the journal agrees with the table: only
     // the plan tags show it.

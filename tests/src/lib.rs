@@ -815,17 +815,39 @@ impl Cluster {
         Job::from_json(&v[0])
     }
 
+    /// Every job the master knows, as a user finds them: `pilotq history
+    /// --json` (finished jobs leave the queue for the history store) and
+    /// `pilotq q --json` (the queue), in id order. A job in both is an
+    /// error: it would be counted twice.
     fn try_q(&self, ids: &[&str]) -> Result<Vec<Value>, String> {
-        let mut args = vec!["q", "--json"];
-        args.extend_from_slice(ids);
-        let out = self.run(&args);
-        if !out.ok() {
-            return Err(format!("`pilotq q --json` failed\n{out}"));
+        let mut all = Vec::new();
+        // History first: a job that finishes between the two calls is then
+        // missed (and polled for again), never seen twice.
+        for verb in ["history", "q"] {
+            let mut args = vec![verb, "--json"];
+            args.extend_from_slice(ids);
+            let out = self.run(&args);
+            if !out.ok() {
+                return Err(format!("`pilotq {verb} --json` failed\n{out}"));
+            }
+            match serde_json::from_str::<Value>(&out.stdout) {
+                Ok(Value::Array(a)) => all.extend(a),
+                _ => {
+                    return Err(format!(
+                        "`pilotq {verb} --json` printed no JSON array\n{out}"
+                    ))
+                }
+            }
         }
-        match serde_json::from_str::<Value>(&out.stdout) {
-            Ok(Value::Array(a)) => Ok(a),
-            _ => Err(format!("`pilotq q --json` printed no JSON array\n{out}")),
+        let key = |v: &Value| (v["cluster"].as_u64(), v["proc"].as_u64());
+        all.sort_by_key(key);
+        if let Some(w) = all.windows(2).find(|w| key(&w[0]) == key(&w[1])) {
+            panic!(
+                "job {} is both in the queue and in history: {all:?}",
+                w[0]["id"]
+            );
         }
+        Ok(all)
     }
 
     /// Polls `q --json` every 200 ms until `cond` holds for the jobs; panics

@@ -283,6 +283,12 @@ pub struct MasterStatus {
     pub holders: u64,
     pub cores: u64,
     pub journal_seq: u64,
+    /// Jobs that left the queue for the history store (not in `completed`
+    /// and `removed`, which count the queue, as HTCondor's do).
+    #[serde(default)]
+    pub history_completed: u64,
+    #[serde(default)]
+    pub history_removed: u64,
 }
 
 #[cfg(test)]

@@ -253,6 +253,8 @@ impl Master {
             holders,
             cores,
             journal_seq: 0,
+            history_completed: self.table.left().completed,
+            history_removed: self.table.left().removed,
         };
         self.after_durable(move || {
             ob.deliver(FromMaster::Status(status));

@@ -194,6 +194,8 @@ impl Master {
             let adoptable = !current
                 && self.seat.is_local()
                 && self.table.job(h.job).is_none()
+                // One that finished here never runs again.
+                && !self.table.has_left(h.job)
                 && h.spec.is_some()
                 && matches!(h.state, HoldingState::Queued | HoldingState::Running { .. });
             if adoptable {

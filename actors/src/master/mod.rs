@@ -30,6 +30,8 @@
 //! | `holders.rs` | workers and foremen: register, started, leases |
 //! | `outputs.rs` | results: output files put in place, then completion, then ack; held outputs; release |
 //! | `clients.rs` | submit, query, remove, status |
+//! | `history.rs` | `condor_history`: finished jobs read from the history store on a thread of their own |
+//! | `journal_tail.rs` | the live database's journal segments for post-mortems (`JournalTail`) |
 //! | `dispatch.rs` | handing idle jobs to holders with free resources |
 //! | `disk.rs` | the journal's free space against `--min-free-disk` |
 //! | `seat.rs` | what differs between the site's master and a foreman's local queue |
@@ -38,7 +40,9 @@
 mod clients;
 pub mod disk;
 mod dispatch;
+mod history;
 mod holders;
+mod journal_tail;
 mod local_queue;
 mod outputs;
 mod seat;
@@ -145,6 +149,8 @@ pub struct Master {
     pub(crate) blobs: HashMap<String, Vec<u8>>,
     since_snapshot: u64,
     pub(crate) dispatch_scheduled: bool,
+    /// Finished jobs' records, on disk (`history.rs`).
+    pub(crate) history: history::HistoryStore,
     /// The reclaim window this start opened or carried on, while some
     /// holder that had jobs out at the start has neither come back nor been
     /// given up on.
@@ -241,7 +247,27 @@ impl Master {
                 Some((hash, bytes))
             }
         };
-        let writer = Writer::start(r.store.clone(), r.next_seq, 65_536);
+        // Snapshotted events move to sealed files on the sealer's thread.
+        let keep = pilotq_journal::Retention {
+            keep_age: cfg.journal_keep_age,
+            keep_bytes: cfg.journal_keep_size,
+        };
+        let writer = Writer::start_sealing(r.store.clone(), r.next_seq, 65_536, keep);
+        // Jobs that finish leave the table for the history store, written
+        // by the journal thread with their events.
+        let history_dir = history::dir_of(&cfg.journal);
+        let last_seq = r.next_seq.saturating_sub(1);
+        let limits = cfg.history_limits;
+        let hdir = history_dir.clone();
+        let history_writer = tokio::task::spawn_blocking(move || {
+            pilotq_journal::history::HistoryWriter::open(&hdir, last_seq, limits)
+        })
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))??;
+        let history = history::HistoryStore::new(history_dir, history_writer.committed());
+        writer.attach_history(history_writer);
+        let mut table = r.table;
+        table.keep_departures();
         let files = JobFiles::start(crate::files::WRITER_THREADS);
         let settings = SessionSettings {
             secret: cfg.secret.clone(),
@@ -254,7 +280,7 @@ impl Master {
         };
         let mut master = Master {
             cfg,
-            table: r.table,
+            table,
             store: r.store,
             writer,
             holders: HashMap::new(),
@@ -275,6 +301,7 @@ impl Master {
             since_snapshot: r.replayed,
             dispatch_scheduled: false,
             reclaim: None,
+            history,
         };
         if master.paused.is_none() {
             master.adopt_orphans();
@@ -337,8 +364,15 @@ impl Master {
             seat();
             then();
         };
-        self.writer
-            .append(events, blobs, Box::new(move |r| durable_or_die(r, durable)));
+        // The jobs these events took out of the queue: their history
+        // records go with them.
+        let departures = self.table.take_departures();
+        self.writer.append_departing(
+            events,
+            blobs,
+            departures,
+            Box::new(move |r| durable_or_die(r, durable)),
+        );
         if self.since_snapshot >= self.cfg.snapshot_every {
             self.snapshot();
         }
@@ -516,6 +550,8 @@ impl Handler<FromSession> for Master {
             let writes = !matches!(
                 msg,
                 ToMaster::Query { .. }
+                    | ToMaster::JournalTail { .. }
+                    | ToMaster::History { .. }
                     | ToMaster::Status
                     | ToMaster::KeptOutput { .. }
                     | ToMaster::FetchBlob { .. }
@@ -576,10 +612,18 @@ impl Handler<FromSession> for Master {
                 },
             ) => self.on_submit(ctx, outbox, *spec, count, executable),
             (_, ToMaster::Query { selectors }) => self.on_query(ctx, outbox, selectors),
+            (
+                _,
+                ToMaster::History {
+                    selectors,
+                    forwards,
+                },
+            ) => self.on_history(outbox, selectors, forwards),
             (_, ToMaster::Remove { selectors }) => self.on_remove(outbox, selectors),
             (_, ToMaster::Status) => self.on_status(outbox),
             (_, ToMaster::Release { selectors }) => self.on_release(ctx, outbox, selectors),
             (_, ToMaster::KeptOutput { job, stderr }) => self.on_kept_output(outbox, job, stderr),
+            (_, ToMaster::JournalTail { from }) => self.on_journal_tail(ctx, outbox, from),
             (role, other) => {
                 let what: String = format!("{other:?}").chars().take(40).collect();
                 outbox.deliver(FromMaster::Error {

@@ -259,7 +259,7 @@ impl Master {
             };
             // A foreman passes up results of jobs it never had (its worker
             // failed over to it with them): its master decides.
-            if foreman && self.table.job(r.job).is_none() {
+            if foreman && self.table.job(r.job).is_none() && !self.table.has_left(r.job) {
                 acks.push(attempt);
                 up.push(r);
                 continue;

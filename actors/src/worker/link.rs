@@ -63,8 +63,10 @@ impl Worker {
     fn attach(&mut self, framed: PeerFramed, ctx: &mut Context<Self>) {
         self.generation += 1;
         let gen = self.generation;
-        // Specs are sent once per cluster per connection.
+        // Specs are sent once per cluster per connection; blobs asked for on
+        // the old one are asked for again below.
         self.specs.clear();
+        self.fetching.clear();
         let (outbox, stream) = split_link(framed, self.cfg.max_frame, move |m| Incoming(gen, m));
         ctx.add_message_stream(stream);
         let holdings = self.holdings();
@@ -94,6 +96,7 @@ impl Worker {
             outbox.deliver(ToMaster::Drain);
         }
         self.outbox = Some(outbox);
+        self.fetch_missing();
         self.backoff.reset();
         // Results not yet acknowledged follow, in frames of bounded size.
         self.pending_finished = self.results.values().cloned().collect();

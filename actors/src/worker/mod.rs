@@ -11,7 +11,7 @@
 //! | `executor.rs` | one job as a process: sandbox, environment, process group, capture |
 //! | `link.rs` | the link upstream: connect, fail over, register, reconnect |
 //! | `drain.rs` | leaving cleanly: drain file, single task, idle timeout |
-//! | `cache.rs` | executables by content hash |
+//! | `cache.rs` | executables by content hash, bounded; evicted ones fetched again |
 //! | `sandbox.rs` | job sandboxes, reused |
 
 pub mod cache;
@@ -29,7 +29,7 @@ use pilotq_wire::message::{Assignment, Attempt, Started};
 use pilotq_wire::{
     ClusterId, FrameError, FromMaster, JobId, JobResult, JobSpec, Outcome, Resources, ToMaster,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +48,13 @@ fn failed_to_start(job: JobId, attempt: u32, reason: String) -> JobResult {
     }
 }
 
-/// A job assigned to this worker, waiting for free resources.
+/// The hashes a job needs in the cache: its executable and its wrapper.
+fn needs<'a>(spec: &'a JobSpec, wrapper: &'a Option<String>) -> impl Iterator<Item = &'a str> {
+    std::iter::once(spec.executable.as_str()).chain(wrapper.as_deref())
+}
+
+/// A job assigned to this worker, waiting for free resources (and, if its
+/// executable was evicted from the cache, for its bytes).
 struct Queued {
     job: JobId,
     attempt: u32,
@@ -83,6 +89,8 @@ pub struct Worker {
     queue: VecDeque<Queued>,
     /// Specs received on this connection, by cluster.
     specs: HashMap<ClusterId, Arc<JobSpec>>,
+    /// Blobs asked for on this connection (`FetchBlob`) and not yet come.
+    fetching: HashSet<String>,
     /// Results not yet acknowledged.
     results: HashMap<(JobId, u32), JobResult>,
     pending_started: Vec<Started>,
@@ -125,7 +133,7 @@ impl Worker {
         // Jobs run with their sandbox as working directory: every path we
         // hand them must be absolute.
         cfg.workdir = std::fs::canonicalize(&cfg.workdir)?;
-        let cache = BlobCache::open(&cfg.workdir.join("cache"))?;
+        let cache = BlobCache::open(&cfg.workdir.join("cache"), cfg.cache_size)?;
         let sandboxes = sandbox::Sandboxes::open(&cfg.workdir.join("sandboxes"))?;
         Ok(Worker {
             cfg,
@@ -139,6 +147,7 @@ impl Worker {
             used: Resources::default(),
             queue: VecDeque::new(),
             specs: HashMap::new(),
+            fetching: HashSet::new(),
             results: HashMap::new(),
             pending_started: Vec::new(),
             upstream: 0,
@@ -163,27 +172,44 @@ impl Worker {
                 }
                 None => self.specs.get(&a.job.cluster).cloned(),
             };
-            let wrapper_ready = match (&a.wrapper, &a.wrapper_bytes) {
+            // Bytes that came are stored; a hash that came without bytes
+            // and is not cached was sent on this connection before and
+            // evicted since: it is fetched, and the job waits for it.
+            let mut missing: Vec<&str> = Vec::new();
+            let mut ready = match (&a.wrapper, &a.wrapper_bytes) {
                 (None, _) => Ok(()),
                 (Some(h), Some(bytes)) => self.cache.put(h, bytes),
-                (Some(h), None) if self.cache.has(h) => Ok(()),
-                (Some(h), None) => Err(format!("job wrapper {h} was not sent and is not cached")),
+                (Some(h), None) => {
+                    if !self.cache.has(h) {
+                        missing.push(h);
+                    }
+                    Ok(())
+                }
             };
-            let ready = wrapper_ready.and(match (&spec, &a.executable) {
-                (None, _) => Err(format!(
-                    "the spec of cluster {} was not sent",
-                    a.job.cluster
-                )),
-                (Some(s), Some(bytes)) => self.cache.put(&s.executable, bytes),
-                (Some(s), None) if self.cache.has(&s.executable) => Ok(()),
-                (Some(s), None) => Err(format!(
-                    "executable {} was not sent and is not cached",
-                    s.executable
-                )),
-            });
+            match (&spec, &a.executable) {
+                (None, _) => {
+                    ready = Err(format!(
+                        "the spec of cluster {} was not sent",
+                        a.job.cluster
+                    ))
+                }
+                (Some(s), Some(bytes)) => {
+                    ready = ready.and_then(|()| self.cache.put(&s.executable, bytes))
+                }
+                (Some(s), None) => {
+                    if !self.cache.has(&s.executable) {
+                        missing.push(&s.executable);
+                    }
+                }
+            }
             if let Err(reason) = ready {
                 self.finish(ctx, failed_to_start(a.job, a.attempt, reason));
                 continue;
+            }
+            let missing: Vec<String> = missing.into_iter().map(str::to_string).collect();
+            for h in missing {
+                tracing::info!(job = %a.job, hash = %h, "not in the cache (evicted): fetching it");
+                self.fetch(h);
             }
             let spec = spec.expect("checked above");
             if self.cfg.single_task {
@@ -197,6 +223,84 @@ impl Worker {
             });
         }
         self.start_queued(ctx);
+        // Only now: what was just stored is pinned by its queued job.
+        self.trim_cache();
+    }
+
+    /// Asks the upstream for a blob's bytes, once per connection. (Without
+    /// a connection there is nothing to ask; `fetch_missing` asks again on
+    /// the next one.)
+    fn fetch(&mut self, hash: String) {
+        if let Some(ob) = &self.outbox {
+            if self.fetching.insert(hash.clone()) {
+                ob.deliver(ToMaster::FetchBlob { hash });
+            }
+        }
+    }
+
+    /// Asks for every blob a queued job waits for: on a new connection, as
+    /// an answer due on the old one is lost with it.
+    fn fetch_missing(&mut self) {
+        let cache = &mut self.cache;
+        let missing: HashSet<String> = self
+            .queue
+            .iter()
+            .flat_map(|q| needs(&q.spec, &q.wrapper))
+            .filter(|h| !cache.has(h))
+            .map(str::to_string)
+            .collect();
+        for h in missing {
+            self.fetch(h);
+        }
+    }
+
+    /// The upstream's answer to a `FetchBlob`: the jobs waiting for it can
+    /// start, or, if it does not have the bytes (or they do not match),
+    /// fail to start with the reason (the master holds them).
+    fn on_blob(&mut self, ctx: &mut Context<Self>, hash: String, bytes: Option<Vec<u8>>) {
+        self.fetching.remove(&hash);
+        let stored = match bytes {
+            Some(b) => self.cache.put(&hash, &b),
+            None => Err(format!(
+                "executable {hash} was evicted from this worker's cache and its upstream does not have it"
+            )),
+        };
+        if let Err(reason) = stored {
+            if !self.cache.has(&hash) {
+                let mut failed = Vec::new();
+                self.queue.retain(|q| {
+                    let waits = needs(&q.spec, &q.wrapper).any(|h| h == hash);
+                    if waits {
+                        failed.push((q.job, q.attempt));
+                    }
+                    !waits
+                });
+                for (job, attempt) in failed {
+                    self.finish(ctx, failed_to_start(job, attempt, reason.clone()));
+                }
+            }
+        }
+        self.start_queued(ctx);
+        self.trim_cache();
+    }
+
+    /// Evicts what the cache holds beyond its size, keeping everything a
+    /// queued or running job needs.
+    fn trim_cache(&mut self) {
+        if !self.cache.over() {
+            return;
+        }
+        let in_use: HashSet<&str> = self
+            .queue
+            .iter()
+            .flat_map(|q| needs(&q.spec, &q.wrapper))
+            .chain(
+                self.running
+                    .values()
+                    .flat_map(|r| needs(&r.spec, &r.wrapper)),
+            )
+            .collect();
+        self.cache.trim(|h| in_use.contains(h));
     }
 
     fn holds(&self, job: JobId, attempt: u32) -> bool {
@@ -213,6 +317,12 @@ impl Worker {
     /// too (no overtaking: the master already chose the order).
     fn start_queued(&mut self, ctx: &mut Context<Self>) {
         while let Some(a) = self.queue.front() {
+            // Its bytes are still being fetched: it waits, and so do the
+            // ones behind it.
+            let cache = &mut self.cache;
+            if needs(&a.spec, &a.wrapper).any(|h| !cache.has(h)) {
+                break;
+            }
             let free = self.cfg.resources.minus(&self.used);
             // A job larger than the whole worker would wait for ever: run it
             // alone rather than never.
@@ -310,6 +420,7 @@ impl Worker {
                 self.used = self.used.minus(&r.request);
                 self.running.remove(&result.job);
                 self.start_queued(ctx);
+                self.trim_cache();
             }
             Some(_) => return,
             None if matches!(result.outcome, Outcome::FailedToStart { .. }) => {}
@@ -338,6 +449,7 @@ impl Worker {
             self.queue
                 .retain(|q| !(q.job == k.job && q.attempt == k.attempt));
         }
+        self.trim_cache();
     }
 
     /// Reports go out in batches: everything that happened in one turn of the
@@ -404,6 +516,7 @@ impl Handler<Incoming> for Worker {
             Some(Ok(msg)) => match msg {
                 FromMaster::Dispatch(a) => self.on_dispatch(ctx, a),
                 FromMaster::Kill(k) => self.on_kill(k),
+                FromMaster::Blob { hash, bytes } => self.on_blob(ctx, hash, bytes),
                 FromMaster::Ack(acks) => {
                     for a in acks {
                         self.results.remove(&(a.job, a.attempt));

@@ -17,6 +17,8 @@ pub fn run(a: ForemanArgs) -> Result<i32> {
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
     cfg.lease = seconds("lease", a.lease)?;
     cfg.min_free_disk = a.min_free_disk;
+    cfg.journal_keep_age = a.journal_keep.journal_keep_age.0;
+    cfg.journal_keep_size = a.journal_keep.journal_keep_size;
     let upstreams: Vec<String> = a
         .master
         .split(',')

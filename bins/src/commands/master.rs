@@ -9,6 +9,7 @@ use std::io::Write;
 pub fn run(a: MasterArgs) -> Result<i32> {
     crate::logging::init("info");
     let mut cfg = MasterConfig::new(a.listen.clone(), a.journal.clone());
+    cfg.history_limits = a.history_limits();
     cfg.name = a.name;
     cfg.secret = a.secret.load()?;
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
@@ -20,6 +21,8 @@ pub fn run(a: MasterArgs) -> Result<i32> {
     cfg.max_frame = a.max_frame;
     cfg.job_wrapper = a.job_wrapper;
     cfg.min_free_disk = a.min_free_disk;
+    cfg.journal_keep_age = a.journal_keep.journal_keep_age.0;
+    cfg.journal_keep_size = a.journal_keep.journal_keep_size;
     let journal = a.journal.display().to_string();
     let sys = actix::System::new();
     sys.block_on(async move {

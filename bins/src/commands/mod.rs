@@ -2,6 +2,7 @@
 
 pub mod env;
 pub mod foreman;
+pub mod history;
 pub mod journal;
 pub mod master;
 pub mod ops;
@@ -15,7 +16,7 @@ pub mod submit;
 pub mod up;
 pub mod worker;
 
-use crate::cli::{Cli, Command, JournalCommand};
+use crate::cli::{Cli, Command};
 use anyhow::Result;
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -25,16 +26,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Foreman(a) => foreman::run(a),
         Command::Submit(a) => submit::run(a),
         Command::Q(a) => q::run(a),
+        Command::History(a) => history::run(a),
         Command::Rm(a) => rm::run(a),
         Command::Release(a) => release::run(a),
         Command::Output(a) => output::run(a),
         Command::Status(a) => status::run(a),
-        Command::Journal {
-            command: JournalCommand::Dump { journal, json },
-        } => journal::dump(&journal, json),
-        Command::Journal {
-            command: JournalCommand::Verify { journal },
-        } => journal::verify(&journal),
+        Command::Journal { command } => journal::run(command),
         Command::Up(a) => up::run(a),
         Command::Env(a) => env::run(a),
         Command::StartWorkers(a) => ops::workers::start(a),

@@ -35,6 +35,7 @@ pub fn run(a: WorkerArgs) -> Result<i32> {
     cfg.drain_file = a.drain_file;
     let done = cfg.done.clone();
     cfg.depth = a.depth.clamp(1, 64);
+    cfg.cache_size = a.cache_size;
     tracing::info!(name = %cfg.name, %resources, workdir = %a.workdir.display(), "worker starting");
     let sys = actix::System::new();
     sys.block_on(async move {

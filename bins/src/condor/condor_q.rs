@@ -11,6 +11,7 @@
 //! | `-format FMT ATTR` | print ATTR with printf-like FMT (repeatable; see [`super::print_format`]) |
 //! | `-af[:jlhVrtn,g] ATTR…`, `-autoformat…` | print attributes/expressions separated by spaces, a line per job |
 //! | `-long`, `-l` | whole job ads (`-attributes A,B` limits them) |
+//! | `-json`, `-jsonl` | whole job ads as a JSON array / a JSON object per line (see [`super::job_output`]) |
 //! | `-totals` | only the summary |
 //! | `-nobatch` | a line per job: `ID OWNER SUBMITTED RUN_TIME ST PRI SIZE CMD` |
 //! | `-batch` (default) | a line per cluster: `OWNER BATCH_NAME SUBMITTED DONE RUN IDLE [HOLD] TOTAL JOB_IDS` |
@@ -37,8 +38,10 @@
 //! are the machine's local time as HTCondor prints them.
 
 use super::classad::Expr;
-use super::job_ad::{long_form, JobAd};
-use super::print_format::{local_date, local_tm, PrintMask};
+use super::job_ad::JobAd;
+use super::job_output::JobOutput;
+pub(crate) use super::job_output::{autoformat_args, autoformat_qualifiers, is_option, value_of};
+use super::print_format::{local_date, local_tm};
 use crate::client_opts::{block_on, ClientOpts};
 use crate::commands::q::{run_time, selectors};
 use pilotq_journal::Counts;
@@ -58,67 +61,12 @@ pub struct Options {
     pub ids: Vec<String>,
     /// Positional owner names and `-submitter`.
     pub owners: Vec<String>,
-    /// `-format` / `-af` columns.
-    pub mask: PrintMask,
-    pub long: bool,
-    /// `-attributes A,B` (for `-long`).
-    pub attributes: Option<Vec<String>>,
+    /// `-format`, `-af`, `-long`, `-json`, `-jsonl` (and `-attributes`).
+    pub output: JobOutput,
     pub totals: bool,
     pub nobatch: bool,
     pub wide: bool,
     pub help: bool,
-}
-
-/// How HTCondor matches option names: one or two dashes, then any prefix of
-/// `name` at least `min` characters long.
-pub(crate) fn is_option(arg: &str, name: &str, min: usize) -> bool {
-    let Some(body) = arg.strip_prefix('-') else {
-        return false;
-    };
-    let body = body.strip_prefix('-').unwrap_or(body);
-    body.len() >= min && name.starts_with(body)
-}
-
-/// `-af`, `-af:quals`, `-autoformat[:quals]` (prefix `-autof` or longer):
-/// the qualifiers, or `None` if `arg` is not such an option.
-pub(crate) fn autoformat_qualifiers(arg: &str) -> Option<&str> {
-    let (head, quals) = match arg.split_once(':') {
-        Some((h, q)) => (h, q),
-        None => (arg, ""),
-    };
-    let body = head.strip_prefix('-')?;
-    let body = body.strip_prefix('-').unwrap_or(body);
-    (body == "af" || (body.len() >= 5 && "autoformat".starts_with(body))).then_some(quals)
-}
-
-/// The attribute arguments of `-af`: every following argument up to the next
-/// one that starts with a dash.
-pub(crate) fn autoformat_args(
-    args: &[String],
-    i: &mut usize,
-    opt: &str,
-) -> Result<Vec<String>, String> {
-    let mut attrs = Vec::new();
-    while let Some(a) = args.get(*i + 1).filter(|a| !a.starts_with('-')) {
-        attrs.push(a.clone());
-        *i += 1;
-    }
-    if attrs.is_empty() {
-        return Err(format!("{opt} requires at least one attribute"));
-    }
-    Ok(attrs)
-}
-
-/// The value after option `args[*i]`, advancing `i`.
-pub(crate) fn value_of<'a>(
-    args: &'a [String],
-    i: &mut usize,
-    what: &str,
-) -> Result<&'a str, String> {
-    *i += 1;
-    args.get(*i)
-        .map(String::as_str)
-        .ok_or_else(|| format!("{} requires {what}", args[*i - 1]))
 }
 
 pub fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -135,27 +83,12 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
             } else {
                 o.owners.push(arg.to_string());
             }
-        } else if let Some(quals) = autoformat_qualifiers(arg) {
-            let attrs = autoformat_args(args, &mut i, arg)?;
-            o.mask.add_autoformat(quals, &attrs)?;
+        } else if o.output.take_option(args, &mut i)? {
         } else if is_option(arg, "constraint", 2) {
             let text = value_of(args, &mut i, "an expression")?;
             let expr = Expr::parse(text)
                 .map_err(|e| format!("-constraint '{text}' is not a ClassAd expression: {e}"))?;
             o.constraints.push((text.to_string(), expr));
-        } else if is_option(arg, "format", 1) {
-            let fmt = value_of(args, &mut i, "a format and an attribute")?.to_string();
-            let attr = value_of(args, &mut i, "a format and an attribute")?;
-            o.mask.add_format(&fmt, attr)?;
-        } else if is_option(arg, "long", 1) {
-            o.long = true;
-        } else if is_option(arg, "attributes", 2) {
-            let list = value_of(args, &mut i, "a list of attributes")?;
-            let names = list
-                .split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string);
-            o.attributes.get_or_insert_with(Vec::new).extend(names);
         } else if is_option(arg, "totals", 3) {
             o.totals = true;
         } else if is_option(arg, "nobatch", 3) {
@@ -223,9 +156,10 @@ impl Options {
         !self.ids.is_empty() || !self.owners.is_empty() || !self.constraints.is_empty()
     }
 
-    /// A print-only view (`-format`, `-af`, `-long`): no header, no summary.
+    /// A print-only view (`-format`, `-af`, `-long`, `-json`, `-jsonl`): no
+    /// header, no summary.
     fn bare(&self) -> bool {
-        self.long || !self.mask.is_empty()
+        self.output.is_bare()
     }
 }
 
@@ -238,15 +172,12 @@ pub fn render(
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     let selected = jobs.iter().filter(|v| o.selects(v));
-    if o.long {
+    if o.bare() {
+        let mut printer = o.output.printer();
         for v in selected {
-            out.write_all(long_form(v, o.attributes.as_deref()).as_bytes())?;
-            out.write_all(b"\n")?;
+            printer.print(v, out)?;
         }
-        return Ok(());
-    }
-    if !o.mask.is_empty() {
-        return o.mask.render(selected.map(JobAd), out);
+        return printer.finish(out);
     }
     write_header(ctx, out)?;
     let query = if o.totals {
@@ -455,6 +386,7 @@ Usage: condor_q [options] [C | C.P | OWNER]...
   -format FMT ATTR       print ATTR with printf-like FMT (repeatable)
   -af[:jlhVrtn,g] ATTR.. print attributes or expressions, one line per job
   -long, -l              whole job ads (-attributes A,B to limit them)
+  -json, -jsonl          whole job ads as a JSON array, or a JSON object per line
   -totals                only the summary
   -nobatch               a line per job;  -batch  a line per cluster (default)
   -wide                  do not cut the command at 80 columns
@@ -641,8 +573,11 @@ mod tests {
             "A,B",
         ]))
         .unwrap();
-        assert!(!o.mask.is_empty() && o.long);
-        assert_eq!(o.attributes, Some(vec!["A".to_string(), "B".to_string()]));
+        assert!(!o.output.mask.is_empty() && o.output.long);
+        assert_eq!(
+            o.output.attributes,
+            Some(vec!["A".to_string(), "B".to_string()])
+        );
         assert!(parse_args(&args(&["-autoformat:t", "x"])).is_ok());
         assert!(parse_args(&args(&["-autof", "x"])).is_ok());
         assert!(parse_args(&args(&["-f", "%d\\n", "ClusterId"])).is_ok());

@@ -16,11 +16,13 @@
 //! | `RequestCpus`, `RequestMemory` (MB), `RequestDisk` (KB) | the request |
 //! | `ExitCode` | only when completed with an exit code |
 //! | `ExitBySignal`, `ExitSignal` | when completed: whether by a signal, and which |
-//! | `CompletionDate` | Unix seconds, when completed |
-//! | `NumJobStarts`, `JobRunCount` | dispatches so far |
+//! | `CompletionDate` | Unix seconds, when completed (history records: also when removed) |
+//! | `NumJobStarts` | times the job started; `JobRunCount`: dispatches so far |
 //! | `RemoteHost` | the holder, while the job is out on one |
+//! | `LastRemoteHost` | the holder of its last attempt |
+//! | `RemoteWallClockTime` | seconds (real) of its last run, once finished; 0.0 before (pilotq keeps only the last run) |
 //! | `HoldReason` | while held |
-//! | `JobStartDate`, `JobCurrentStartDate` | Unix seconds, while running (pilotq keeps no start time after) |
+//! | `JobStartDate`, `JobCurrentStartDate` | Unix seconds, when the view has a start time (while running; history records that keep it) |
 //! | `GlobalJobId` | `pilotq#C.P` |
 //! | `JobUniverse`, `MyType`, `TargetType` | 5 (vanilla), `"Job"`, `"Machine"` |
 //! | `ServerTime` | now, Unix seconds (as the schedd adds to query results) |
@@ -72,12 +74,14 @@ pub const BUILTIN_ATTRIBUTES: &[&str] = &[
     "JobStartDate",
     "JobStatus",
     "JobUniverse",
+    "LastRemoteHost",
     "MyType",
     "NumJobStarts",
     "Owner",
     "ProcId",
     "QDate",
     "RemoteHost",
+    "RemoteWallClockTime",
     "RequestCpus",
     "RequestDisk",
     "RequestMemory",
@@ -87,6 +91,24 @@ pub const BUILTIN_ATTRIBUTES: &[&str] = &[
 
 fn secs(ms: u64) -> Value {
     Value::Int((ms / 1000) as i64)
+}
+
+/// When the job finished, Unix ms: a history record says (completed or
+/// removed); a completed job of the live table finished when it entered its
+/// status.
+fn finished_at(v: &JobView) -> Option<u64> {
+    v.completed_at
+        .or((v.status == JobStatus::Completed).then_some(v.entered_status_at))
+}
+
+/// HTCondor's `RemoteWallClockTime`: whole seconds of the (last) run, a real;
+/// 0.0 until the job has finished a run pilotq knows the start of.
+fn wall_clock(v: &JobView) -> Value {
+    let ms = match (v.started_at, finished_at(v)) {
+        (Some(start), Some(end)) => end.saturating_sub(start),
+        _ => 0,
+    };
+    Value::Real((ms / 1000) as f64)
 }
 
 /// `Some(value)` for a built-in attribute (`Some(None)`: built in, but
@@ -116,9 +138,12 @@ fn builtin(v: &JobView, name: &str) -> Option<Option<Value>> {
             .signal
             .filter(|_| completed)
             .map(|s| Value::Int(i64::from(s))),
-        "completiondate" => completed.then(|| secs(v.entered_status_at)),
-        "numjobstarts" | "jobruncount" => Some(Value::Int(i64::from(v.attempts))),
+        "completiondate" => finished_at(v).map(secs),
+        "numjobstarts" => Some(Value::Int(i64::from(v.num_starts))),
+        "jobruncount" => Some(Value::Int(i64::from(v.attempts))),
         "remotehost" => v.holder.clone().map(Value::Str),
+        "lastremotehost" => v.last_holder.clone().map(Value::Str),
+        "remotewallclocktime" => Some(wall_clock(v)),
         "holdreason" => v
             .hold_reason
             .clone()
@@ -218,31 +243,58 @@ impl FormatAd for JobAd<'_> {
     }
 }
 
-/// The job as `condor_q -long` prints it: one `Name = value` line per
-/// attribute, values in ClassAd text (custom attributes as stored,
-/// unevaluated), sorted by name ignoring case. No blank line at the end: the
-/// caller separates jobs. `only`: the attributes of `-attributes` (any case).
-pub fn long_form(view: &JobView, only: Option<&[String]>) -> String {
+/// One attribute of a whole ad (`-long`, `-json`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdEntry {
+    /// As HTCondor spells it (a custom one as submitted).
+    pub name: String,
+    /// Its ClassAd text: a built-in's value, a custom attribute as stored.
+    pub text: String,
+    /// A built-in's value; `None` for a custom attribute (unevaluated).
+    pub value: Option<Value>,
+}
+
+/// Every attribute the job's ad has, sorted by name ignoring case, as
+/// `-long` and `-json` print them. `only`: the attributes of `-attributes`
+/// (any case).
+pub fn ad_entries(view: &JobView, only: Option<&[String]>) -> Vec<AdEntry> {
     let wanted = |name: &str| only.is_none_or(|o| o.iter().any(|w| w.eq_ignore_ascii_case(name)));
-    let mut lines: Vec<(String, String)> = Vec::with_capacity(48);
+    let mut entries: Vec<AdEntry> = Vec::with_capacity(48);
     for name in BUILTIN_ATTRIBUTES {
         if !wanted(name) {
             continue;
         }
         if let Some(Some(value)) = builtin(view, &name.to_ascii_lowercase()) {
-            lines.push((name.to_string(), value.to_classad_string()));
+            entries.push(AdEntry {
+                name: name.to_string(),
+                text: value.to_classad_string(),
+                value: Some(value),
+            });
         }
     }
     for (name, text) in &view.attributes {
         let lower = name.to_ascii_lowercase();
         if builtin(view, &lower).is_none() && wanted(name) {
-            lines.push((name.clone(), text.trim().to_string()));
+            entries.push(AdEntry {
+                name: name.clone(),
+                text: text.trim().to_string(),
+                value: None,
+            });
         }
     }
-    lines.sort_by_cached_key(|(name, _)| name.to_ascii_lowercase());
-    let mut out = String::with_capacity(lines.len() * 32);
-    for (name, value) in lines {
-        let _ = writeln!(out, "{name} = {value}");
+    entries.sort_by_cached_key(|e| e.name.to_ascii_lowercase());
+    entries
+}
+
+/// The job as `condor_q -long` prints it: one `Name = value` line per
+/// attribute, values in ClassAd text (custom attributes as stored,
+/// unevaluated), sorted by name ignoring case. No blank line at the end: the
+/// caller separates jobs. `only`: the attributes of `-attributes` (any case).
+pub fn long_form(view: &JobView, only: Option<&[String]>) -> String {
+    let entries = ad_entries(view, only);
+    let mut out = String::with_capacity(entries.len() * 32);
+    for e in entries {
+        let _ = writeln!(out, "{} = {}", e.name, e.text);
     }
     out
 }
@@ -336,6 +388,7 @@ mod tests {
         v.priority = -5;
         v.attempts = 2;
         v.request = Resources::new(4, 2048, 10);
+        v.num_starts = 2;
         assert_eq!(get(&v, "RequestCpus"), Some(Value::Int(4)));
         assert_eq!(get(&v, "RequestMemory"), Some(Value::Int(2048)));
         assert_eq!(get(&v, "RequestDisk"), Some(Value::Int(10 * 1024)));
@@ -474,5 +527,44 @@ mod tests {
         assert!(!long.contains("HoldReason"));
         let some = long_form(&v, Some(&["owner".to_string(), "PROJECT".to_string()]));
         assert_eq!(some, "Owner = \"alice\"\nProject = \"atlas\"\n");
+    }
+
+    #[test]
+    fn history_records_say_when_where_and_how_long() {
+        let mut v = view(4, 2, JobStatus::Completed);
+        v.exit_code = Some(3);
+        v.attempts = 3;
+        v.num_starts = 2;
+        v.started_at = Some(1_700_000_050_000);
+        v.completed_at = Some(1_700_000_095_500);
+        v.last_holder = Some("worker-b".into());
+        // The record's completion time, not when it entered its status.
+        assert_eq!(get(&v, "CompletionDate"), Some(Value::Int(1_700_000_095)));
+        // Starts and dispatches are different counts.
+        assert_eq!(get(&v, "NumJobStarts"), Some(Value::Int(2)));
+        assert_eq!(get(&v, "JobRunCount"), Some(Value::Int(3)));
+        assert_eq!(
+            get(&v, "LastRemoteHost"),
+            Some(Value::Str("worker-b".into()))
+        );
+        assert_eq!(get(&v, "RemoteWallClockTime"), Some(Value::Real(45.0)));
+        assert_eq!(get(&v, "JobStartDate"), Some(Value::Int(1_700_000_050)));
+        let long = long_form(&v, None);
+        assert!(long.contains("LastRemoteHost = \"worker-b\"\n"), "{long}");
+        assert!(long.contains("RemoteWallClockTime = 45.0\n"), "{long}");
+        assert!(long.contains("CompletionDate = 1700000095\n"), "{long}");
+
+        // A removed job has a completion date but no exit.
+        let mut x = view(4, 3, JobStatus::Removed);
+        x.completed_at = Some(1_700_000_200_000);
+        assert_eq!(get(&x, "CompletionDate"), Some(Value::Int(1_700_000_200)));
+        assert_eq!(get(&x, "ExitCode"), None);
+        assert_eq!(get(&x, "ExitBySignal"), None);
+        assert_eq!(get(&x, "RemoteWallClockTime"), Some(Value::Real(0.0)));
+        // A live job has no last host yet, and no wall clock time.
+        let idle = view(4, 4, JobStatus::Idle);
+        assert_eq!(get(&idle, "LastRemoteHost"), None);
+        assert_eq!(get(&idle, "CompletionDate"), None);
+        assert_eq!(get(&idle, "RemoteWallClockTime"), Some(Value::Real(0.0)));
     }
 }

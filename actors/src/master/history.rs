@@ -1,0 +1,189 @@
+//! `condor_history` through the master: finished jobs read from the history
+//! store (`pilotq_journal::history`) on a thread of their own, sent in
+//! chunks as the client takes them.
+//!
+//! The store is on disk, never in the master's memory, and reading it never
+//! blocks the master's thread. A reader sees only records of durable events
+//! (the writer syncs records just *before* their events, see the store's
+//! notes): the request waits for a journal barrier, and its sequence bounds
+//! what is read. A client that has what it wants (`-limit 100`) closes the
+//! connection and the reader stops at its next chunk.
+
+use super::Master;
+use crate::outbox::Outbox;
+use pilotq_journal::history::{self, Backwards, Forwards, ReadBound};
+use pilotq_wire::{FromMaster, JobView, Selector};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Records per `History` frame.
+const CHUNK: usize = 2000;
+/// Chunks that may wait unread in a client's outbox.
+const CHUNKS_AHEAD: usize = 4;
+/// A client that leaves its answer unread this long is cut off.
+const STALL: Duration = Duration::from_secs(60);
+/// History readers at once; more are refused (each is a thread reading a
+/// file).
+const MAX_READERS: usize = 16;
+
+/// The master's handle on its history store.
+pub(crate) struct HistoryStore {
+    pub dir: PathBuf,
+    /// The current file's committed length (kept by the journal writer).
+    pub committed: Arc<AtomicU64>,
+    readers: Arc<AtomicUsize>,
+}
+
+impl HistoryStore {
+    pub fn new(dir: PathBuf, committed: Arc<AtomicU64>) -> HistoryStore {
+        HistoryStore {
+            dir,
+            committed,
+            readers: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl Master {
+    pub(crate) fn on_history(
+        &mut self,
+        ob: Outbox<FromMaster>,
+        selectors: Vec<Selector>,
+        forwards: bool,
+    ) {
+        let h = &self.history;
+        if h.readers.fetch_add(1, Ordering::AcqRel) >= MAX_READERS {
+            h.readers.fetch_sub(1, Ordering::AcqRel);
+            ob.deliver(FromMaster::Error {
+                message: format!(
+                    "{MAX_READERS} history queries are running; try again in a moment"
+                ),
+            });
+            return;
+        }
+        let dir = h.dir.clone();
+        let committed = h.committed.clone();
+        let readers = h.readers.clone();
+        self.writer.barrier(Box::new(move |r| {
+            let max_seq = match r {
+                Ok(seq) => seq,
+                Err(e) => {
+                    readers.fetch_sub(1, Ordering::AcqRel);
+                    ob.deliver(FromMaster::Error {
+                        message: format!("the journal is failing: {e}"),
+                    });
+                    return;
+                }
+            };
+            // Read after the barrier: everything committed is synced.
+            let bound = ReadBound {
+                max_seq,
+                current_len: Some(committed.load(Ordering::Acquire)),
+            };
+            let spawned = std::thread::Builder::new()
+                .name("pilotq-history".into())
+                .spawn({
+                    let readers = readers.clone();
+                    move || {
+                        send_history(&dir, bound, &selectors, forwards, &ob);
+                        readers.fetch_sub(1, Ordering::AcqRel);
+                    }
+                });
+            if spawned.is_err() {
+                readers.fetch_sub(1, Ordering::AcqRel);
+            }
+        }));
+    }
+}
+
+/// Reads and sends the answer; runs on its own thread.
+fn send_history(
+    dir: &std::path::Path,
+    bound: ReadBound,
+    selectors: &[Selector],
+    forwards: bool,
+    ob: &Outbox<FromMaster>,
+) {
+    let records: Box<dyn Iterator<Item = Result<JobView, pilotq_journal::JournalError>>> =
+        if forwards {
+            match Forwards::open(dir, bound) {
+                Ok(f) => Box::new(f),
+                Err(e) => return refuse(ob, e),
+            }
+        } else {
+            match Backwards::open(dir, bound) {
+                Ok(b) => Box::new(b),
+                Err(e) => return refuse(ob, e),
+            }
+        };
+    let wanted = |v: &JobView| {
+        selectors.is_empty()
+            || selectors.iter().any(|s| match s {
+                Selector::All => true,
+                Selector::Cluster(c) => v.id.cluster == *c,
+                Selector::Job(j) => v.id == *j,
+            })
+    };
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for rec in records {
+        match rec {
+            Ok(v) if wanted(&v) => chunk.push(v),
+            Ok(_) => {}
+            Err(e) => return refuse(ob, e),
+        }
+        if chunk.len() == CHUNK {
+            if !wait_for_reader(ob) {
+                return;
+            }
+            let jobs = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if !ob.deliver(FromMaster::History { jobs, last: false }) {
+                return;
+            }
+        }
+    }
+    if wait_for_reader(ob) {
+        ob.deliver(FromMaster::History {
+            jobs: chunk,
+            last: true,
+        });
+    }
+}
+
+fn refuse(ob: &Outbox<FromMaster>, e: pilotq_journal::JournalError) {
+    tracing::warn!("history query failed: {e}");
+    ob.deliver(FromMaster::Error {
+        message: format!("cannot read the history store: {e}"),
+    });
+}
+
+/// Waits until the client has read enough of what was sent; `false` when
+/// it left, or stalled past [`STALL`] (its connection is then closed).
+fn wait_for_reader(ob: &Outbox<FromMaster>) -> bool {
+    let mut since: Option<Instant> = None;
+    loop {
+        if ob.is_closed() {
+            return false;
+        }
+        if ob.pending() < CHUNKS_AHEAD {
+            return true;
+        }
+        let t = *since.get_or_insert_with(Instant::now);
+        if t.elapsed() > STALL {
+            tracing::warn!(
+                conn = ob.conn,
+                "client has not read its history answer for {} s; closing its connection",
+                STALL.as_secs()
+            );
+            ob.closed.cancel();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The history store's directory for a journal.
+pub(crate) fn dir_of(journal: &std::path::Path) -> PathBuf {
+    history::dir_of(journal)
+}

@@ -1,0 +1,151 @@
+//! `pilotq q` streams the master's answer chunk by chunk (`--json`,
+//! `--jsonl`, the table). Over 50,000 jobs (25 chunks of 2,000) each job must
+//! be printed once, in order, and equal the master's whole answer, read here
+//! with raw frames and collected before comparing.
+
+use pilotq_tests::*;
+use pilotq_wire::handshake::fresh_nonce;
+use pilotq_wire::{FromMaster, Hello, JobView, Role, ToMaster, PROTOCOL_VERSION};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const REPLY: Duration = Duration::from_secs(30);
+
+/// Every job the master answers to an unrestricted query, all chunks
+/// collected: the non-streamed answer.
+fn whole_answer(c: &Cluster) -> Vec<JobView> {
+    let mut conn = RawConn::connect(&c.addr());
+    conn.send_msg(&ToMaster::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        role: Role::Client,
+        name: "whole-answer".into(),
+        nonce: fresh_nonce(),
+    }))
+    .unwrap();
+    match conn.read_msg(REPLY) {
+        Ok(FromMaster::Welcome(_)) => {}
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+    conn.send_msg(&ToMaster::Proof { proof: None }).unwrap();
+    match conn.read_msg(REPLY) {
+        Ok(FromMaster::Accepted) => {}
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+    conn.send_msg(&ToMaster::Query { selectors: vec![] })
+        .unwrap();
+    let mut all = Vec::new();
+    let mut chunks = 0;
+    loop {
+        match conn.read_msg(REPLY) {
+            Ok(FromMaster::Jobs { jobs, last }) => {
+                chunks += 1;
+                all.extend(jobs);
+                if last {
+                    break;
+                }
+            }
+            other => panic!("expected Jobs, got {other:?}"),
+        }
+    }
+    assert!(
+        chunks > 10,
+        "the answer came in {chunks} chunks: nothing streamed"
+    );
+    all
+}
+
+/// The object `pilotq q --json` documents for a job.
+fn expected(j: &JobView) -> Value {
+    json!({
+        "id": j.id.to_string(),
+        "cluster": j.id.cluster.0,
+        "proc": j.id.proc,
+        "status": j.status.number(),
+        "status_name": j.status.name(),
+        "attempts": j.attempts,
+        "exit_code": j.exit_code,
+        "signal": j.signal,
+        "holder": j.holder,
+        "hold_reason": j.hold_reason,
+        "owner": j.owner,
+        "cmd": j.cmd,
+        "args": j.arguments,
+        "priority": j.priority,
+        "request_cpus": j.request.cores,
+        "request_memory": j.request.memory_mb,
+        "request_disk": j.request.disk_mb,
+        "submitted_at": j.submitted_at,
+        "entered_status_at": j.entered_status_at,
+        "started_at": j.started_at,
+    })
+}
+
+/// Each job once, in (cluster, proc) order.
+fn assert_once_in_order(jobs: &[Value], what: &str) {
+    let key = |v: &Value| (v["cluster"].as_u64().unwrap(), v["proc"].as_u64().unwrap());
+    for w in jobs.windows(2) {
+        assert!(
+            key(&w[0]) < key(&w[1]),
+            "{what}: {} then {}: out of order or repeated",
+            w[0]["id"],
+            w[1]["id"]
+        );
+    }
+}
+
+#[test]
+fn q_streams_every_job_once_in_order_as_the_master_answered() {
+    // No workers: the jobs stay idle, so every answer shows the same state.
+    let c = Cluster::with_master(MasterOpts::default());
+    let big = c.submit(50_000, &[], &["/bin/echo", "$(Process)"]);
+    let small = c.submit(3, &["--priority", "5"], &["/bin/true"]);
+    // A removed job in the middle of the first cluster: a record of its
+    // own among the never-materialised ones.
+    c.run_ok(&["rm", &format!("{big}.2001")]);
+    let whole = whole_answer(&c);
+    assert_eq!(whole.len(), 50_003);
+    let want: Vec<Value> = whole.iter().map(expected).collect();
+
+    let lines = c.run_ok(&["q", "--jsonl"]).stdout;
+    assert!(lines.ends_with('\n'));
+    let from_lines: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_once_in_order(&from_lines, "--jsonl");
+    assert_eq!(from_lines.len(), want.len());
+    assert!(
+        from_lines == want,
+        "--jsonl differs from the master's answer"
+    );
+
+    let array = c.run_ok(&["q", "--json"]).stdout;
+    let Value::Array(from_array) = serde_json::from_str(&array).unwrap() else {
+        panic!("--json printed no array");
+    };
+    assert_once_in_order(&from_array, "--json");
+    assert!(
+        from_array == want,
+        "--json differs from the master's answer"
+    );
+    assert_eq!(from_array[2001]["status_name"], "Removed");
+    assert_eq!(from_array[50_000]["id"], format!("{small}.0"));
+
+    // The table: a line per job, and the totals counted along the way.
+    let table = c.run_ok(&["q"]).stdout;
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 1 + 50_003 + 2, "heading, jobs, blank, totals");
+    assert!(rows[1].starts_with(&format!(" {big}.0 ")));
+    assert!(rows[50_003].starts_with(&format!(" {small}.2 ")));
+    assert_eq!(
+        rows.last().unwrap(),
+        &"Total for query: 50003 jobs; 0 completed, 1 removed, 50002 idle, 0 running, 0 held, 0 suspended"
+    );
+
+    // A selection streams the same way, and an empty one is an empty array.
+    let one = c.run_ok(&["q", "--jsonl", &small.to_string()]).stdout;
+    assert_eq!(one.lines().count(), 3);
+    let none = c.run_ok(&["q", "--json", "999"]).stdout;
+    assert_eq!(none, "[]\n");
+    assert_eq!(c.run_ok(&["q", "--jsonl", "999"]).stdout, "");
+}
