@@ -411,7 +411,7 @@ impl Store {
             .events
             .range(..=key_of(seq, u64::MAX))
             .keys()
-            .filter(|k| k.as_ref().map_or(true, |k| span_of(k).1 <= seq))
+            .filter(|k| !matches!(k, Ok(k) if span_of(k).1 > seq))
             .collect::<Result<_, _>>()?;
         for k in &stale {
             self.events.remove(k)?;

@@ -47,8 +47,12 @@ use crate::commands::q::{run_time, selectors};
 use pilotq_journal::Counts;
 use pilotq_wire::message::MasterStatus;
 use pilotq_wire::{JobStatus, JobView, Selector};
+use std::borrow::Borrow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 /// What the command line asks for.
 #[derive(Debug, Default)]
@@ -164,25 +168,30 @@ impl Options {
 }
 
 /// Writes the answer for `jobs` (as the master returned them, before the
-/// owner and constraint filters).
-pub fn render(
+/// owner and constraint filters), taking each job as it comes: `main` feeds
+/// it the master's chunks while they arrive. Every view streams except two,
+/// which need all jobs before their first row: `-af:h` (column widths; it
+/// keeps the selected jobs, see [`super::job_output::Printer`]) and the
+/// default `-batch` view (a row per cluster, widths from every owner; it
+/// keeps a tally per cluster, never the jobs).
+pub fn render<J: Borrow<JobView>>(
     o: &Options,
     ctx: &Context,
-    jobs: &[JobView],
+    jobs: impl IntoIterator<Item = J>,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
-    let selected = jobs.iter().filter(|v| o.selects(v));
+    let selected = jobs.into_iter().filter(|v| o.selects(v.borrow()));
     if o.bare() {
         let mut printer = o.output.printer();
         for v in selected {
-            printer.print(v, out)?;
+            printer.print(v.borrow(), out)?;
         }
         return printer.finish(out);
     }
     write_header(ctx, out)?;
     let query = if o.totals {
         let mut n = Counts::default();
-        selected.for_each(|v| n.add(v.status));
+        selected.for_each(|v| n.add(v.borrow().status));
         n
     } else if o.nobatch {
         write_nobatch(selected, ctx.now_ms, o.wide, out)?
@@ -246,8 +255,8 @@ fn command_line(v: &JobView) -> String {
 /// unless `-wide`.
 const CMD_WIDTH: usize = 80 - 61;
 
-fn write_nobatch<'a>(
-    jobs: impl Iterator<Item = &'a JobView>,
+fn write_nobatch(
+    jobs: impl Iterator<Item = impl Borrow<JobView>>,
     now_ms: u64,
     wide: bool,
     out: &mut impl Write,
@@ -261,6 +270,7 @@ fn write_nobatch<'a>(
     // Jobs of a cluster share a submission time: format it once per cluster.
     let mut date_of: Option<(u64, String)> = None;
     for v in jobs {
+        let v = v.borrow();
         n.add(v.status);
         if date_of.as_ref().map(|(t, _)| *t) != Some(v.submitted_at) {
             date_of = Some((v.submitted_at, local_date((v.submitted_at / 1000) as i64)));
@@ -314,13 +324,14 @@ fn dash_if_zero(n: u64) -> String {
     }
 }
 
-fn write_batch<'a>(
-    jobs: impl Iterator<Item = &'a JobView>,
+fn write_batch(
+    jobs: impl Iterator<Item = impl Borrow<JobView>>,
     out: &mut impl Write,
 ) -> std::io::Result<Counts> {
     let mut n = Counts::default();
     let mut batches: BTreeMap<u64, Batch> = BTreeMap::new();
     for v in jobs {
+        let v = v.borrow();
         n.add(v.status);
         let b = batches.entry(v.id.cluster.0).or_insert_with(|| Batch {
             owner: v.owner.clone(),
@@ -394,27 +405,67 @@ Usage: condor_q [options] [C | C.P | OWNER]...
 The shared secret is read from $PILOTQ_PASSWORD_FILE.
 ";
 
-/// Fetches what the view needs: the master's status (for the header and the
-/// all-users totals) unless the view is bare; the jobs unless only an
-/// unfiltered `-totals` is wanted (the master's counts say it all).
-async fn fetch(
-    client: &ClientOpts,
-    o: &Options,
-) -> anyhow::Result<(Option<MasterStatus>, Vec<JobView>)> {
-    let sel: Vec<Selector> = selectors(&o.ids)?;
-    let mut c = client.connect().await?;
-    let status = if o.bare() {
-        None
-    } else {
-        Some(c.status().await?)
-    };
-    let counts_suffice = o.totals && !o.bare() && !o.has_filters();
-    let jobs = if counts_suffice {
-        Vec::new()
-    } else {
-        c.query(sel).await?
-    };
-    Ok((status, jobs))
+/// What the fetching thread hands the printing one.
+enum Fetched {
+    /// First: the master's status (`None` for a bare view).
+    Status(Option<MasterStatus>),
+    /// A chunk of the answer, as the master sent it.
+    Jobs(Vec<JobView>),
+    /// Last, once everything came.
+    Done,
+}
+
+/// Fetches what the view needs and hands it over as it comes: the master's
+/// status (for the header and the all-users totals) unless the view is
+/// bare; then the jobs, chunk by chunk, unless `counts_suffice` (an
+/// unfiltered `-totals`: the master's counts say it all). It runs on a
+/// thread of its own with a channel of a few chunks: the answer is never
+/// held whole, and decoding the next chunk overlaps printing this one. A
+/// printer that stops reading (its receiver dropped) stops the query.
+fn fetch(
+    client: ClientOpts,
+    sel: Vec<Selector>,
+    bare: bool,
+    counts_suffice: bool,
+    tx: SyncSender<Fetched>,
+) -> anyhow::Result<()> {
+    block_on(async move {
+        let mut c = client.connect().await?;
+        let status = if bare { None } else { Some(c.status().await?) };
+        if tx.send(Fetched::Status(status)).is_err() {
+            return Ok(());
+        }
+        if !counts_suffice {
+            c.query_each(sel, |jobs| match tx.send(Fetched::Jobs(jobs)) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            })
+            .await?;
+        }
+        let _ = tx.send(Fetched::Done);
+        Ok(())
+    })
+}
+
+/// Refuses writes once the answer was cut short (the fetch failed midway):
+/// the view ends where the jobs stopped, without a summary that would count
+/// only some of them.
+struct UntilCut<'a, W> {
+    out: W,
+    cut: &'a Cell<bool>,
+}
+
+impl<W: Write> Write for UntilCut<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cut.get() {
+            return Err(std::io::Error::other("the answer was cut short"));
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// `condor_q ARGS…`; returns the exit code.
@@ -431,15 +482,37 @@ pub fn main(args: Vec<String>) -> i32 {
         return 0;
     }
     let client = ClientOpts::from_env(o.pool.clone());
-    let (status, jobs) = match block_on(fetch(&client, &o)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "-- Failed to fetch ads from: <{}> : pilotq master",
-                client.master
-            );
-            eprintln!("{e:#}");
-            return 1;
+    let failed = |e: anyhow::Error| {
+        eprintln!(
+            "-- Failed to fetch ads from: <{}> : pilotq master",
+            client.master
+        );
+        eprintln!("{e:#}");
+        1
+    };
+    let sel = match selectors(&o.ids) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let counts_suffice = o.totals && !o.bare() && !o.has_filters();
+    let (tx, rx) = sync_channel(4);
+    let fetcher = std::thread::spawn({
+        let (client, bare) = (client.clone(), o.bare());
+        move || fetch(client, sel, bare, counts_suffice, tx)
+    });
+    let joined = |fetcher: std::thread::JoinHandle<anyhow::Result<()>>| {
+        fetcher
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("fetching the answer panicked")))
+    };
+    // Nothing is printed before the master has answered.
+    let status = match rx.recv() {
+        Ok(Fetched::Status(s)) => s,
+        _ => {
+            let e = joined(fetcher)
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("no answer"));
+            return failed(e);
         }
     };
     let ctx = Context {
@@ -448,17 +521,46 @@ pub fn main(args: Vec<String>) -> i32 {
         now_ms: pilotq_journal::now_ms(),
         all: status.as_ref().map(counts_of).unwrap_or_default(),
     };
+    let cut = Cell::new(false);
     let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let written = if o.totals && !o.bare() && !o.has_filters() {
+    let mut out = UntilCut {
+        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        cut: &cut,
+    };
+    // The jobs until `Done`; a channel closed before it means the fetch
+    // failed.
+    let done = Cell::new(false);
+    let jobs = rx
+        .iter()
+        .map_while(|m| match m {
+            Fetched::Jobs(jobs) => Some(jobs),
+            Fetched::Status(_) => Some(Vec::new()),
+            Fetched::Done => {
+                done.set(true);
+                None
+            }
+        })
+        .flatten()
+        .chain(std::iter::from_fn(|| {
+            cut.set(!done.get());
+            None
+        }));
+    let written = if counts_suffice {
         // The unfiltered totals are the master's own counts.
         write_header(&ctx, &mut out)
             .and_then(|()| writeln!(out))
             .and_then(|()| write_totals(&ctx.all, &ctx.all, &mut out))
     } else {
-        render(&o, &ctx, &jobs, &mut out)
+        render(&o, &ctx, jobs, &mut out)
     };
-    match written.and_then(|()| out.flush()) {
+    let written = written.and_then(|()| out.flush());
+    // A printer that failed must not keep the fetcher waiting to send.
+    drop(rx);
+    let fetched = joined(fetcher);
+    if let Err(e) = fetched {
+        return failed(e);
+    }
+    match written {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("condor_q: writing the answer: {e}");

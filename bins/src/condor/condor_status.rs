@@ -273,6 +273,8 @@ mod tests {
             holders: 2,
             cores: 8,
             journal_seq: 0,
+            history_completed: 40,
+            history_removed: 1,
         }
     }
 
