@@ -6,9 +6,9 @@
 //! 3. real `/bin/true` jobs through 2 workers of 2 cores, end to end
 //!    (`throughput`), and the same with an output and an error file per job
 //!    (`throughput-files`);
-//! 4. `pilotq q --json`, `--jsonl` and the table over one cluster of
-//!    1,000,000 idle jobs, to /dev/null: wall time and the client's peak RSS
-//!    (`query`).
+//! 4. `pilotq q --json`, `--jsonl` and the table, and `condor_q -af` and
+//!    `-nobatch`, over one cluster of 1,000,000 idle jobs, to /dev/null:
+//!    wall time and the client's peak RSS (`query`).
 //!
 //! `cargo bench -p pilotq --bench e2e [-- restart|memory|throughput|throughput-files|query]`
 
@@ -260,12 +260,14 @@ fn throughput_with(files: bool) {
     }
 }
 
-/// Runs `pilotq ARGS` with stdout to /dev/null; its wall time and peak RSS
-/// in MB (from `wait4`'s rusage: the kernel's high-water mark, so nothing
-/// between two samples is missed).
-fn client_run(args: &[&str]) -> (Duration, f64) {
+/// Runs `PROGRAM ARGS` with stdout to /dev/null; its wall time and peak
+/// RSS in MB (from `wait4`'s rusage: the kernel's high-water mark, so
+/// nothing between two samples is missed).
+// Reaped by `wait4`, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn client_run(program: &str, args: &[&str]) -> (Duration, f64) {
     let t0 = Instant::now();
-    let child = Command::new(bin())
+    let child = Command::new(program)
         .args(args)
         .stdout(Stdio::null())
         .spawn()
@@ -278,7 +280,7 @@ fn client_run(args: &[&str]) -> (Duration, f64) {
     assert_eq!(pid, child.id() as i32, "wait4 failed");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "pilotq {args:?} failed: status {status}"
+        "{program} {args:?} failed: status {status}"
     );
     (took, usage.ru_maxrss as f64 / 1024.0)
 }
@@ -303,9 +305,20 @@ fn query() {
     ] {
         let mut args = vec!["q", "--master", &addr];
         args.extend_from_slice(flags);
-        let (took, peak) = client_run(&args);
+        let (took, peak) = client_run(&bin(), &args);
         println!(
             "pilotq q {what}: {:.2} s, client peak RSS {peak:.1} MB",
+            took.as_secs_f64()
+        );
+    }
+    let condor_q = env!("CARGO_BIN_EXE_condor_q");
+    for flags in [&["-af", "ClusterId", "ProcId"][..], &["-nobatch"][..]] {
+        let mut args = vec!["-pool", &addr];
+        args.extend_from_slice(flags);
+        let (took, peak) = client_run(condor_q, &args);
+        println!(
+            "condor_q {}: {:.2} s, client peak RSS {peak:.1} MB",
+            flags.join(" "),
             took.as_secs_f64()
         );
     }

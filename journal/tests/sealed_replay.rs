@@ -66,7 +66,7 @@ fn event() -> impl Strategy<Value = Event> {
                 attempt: 1,
                 outcome: Outcome::Exited { code: 0 },
                 stdout: Some(format!("{:064x}", 0xa000 + u64::from(n))),
-                stderr: n.is_multiple_of(2).then(|| format!("{:064x}", 0xb000 + u64::from(n))),
+                stderr: (n & 1 == 0).then(|| format!("{:064x}", 0xb000 + u64::from(n))),
             })),
         }),
         1 => (job(), at.clone()).prop_map(|(job, at)| Event::JobReleased { job, at }),

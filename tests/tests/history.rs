@@ -5,6 +5,7 @@
 
 use pilotq_tests::{current_user, Cluster, MasterOpts, Out};
 use serde_json::Value;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,17 +25,18 @@ fn history_lines(c: &Cluster, args: &[&str]) -> Vec<String> {
 /// Waits until `condor_history -af ClusterId ProcId` lists exactly `ids`
 /// (as `C.P`), in any order.
 fn wait_in_history(c: &Cluster, ids: &BTreeSet<String>) {
-    let mut last = String::new();
+    // The last answer, for the failure message.
+    let last = RefCell::new(String::new());
     pilotq_tests::wait_for(
         Duration::from_secs(60),
         &format!("{ids:?} in condor_history"),
         || {
             let out = c.run_condor("condor_history", &["-af", "ClusterId", "ProcId"], None);
-            last = out.to_string();
+            *last.borrow_mut() = out.to_string();
             let got: BTreeSet<String> = out.stdout.lines().map(|l| l.replace(' ', ".")).collect();
             (out.ok() && &got == ids).then_some(())
         },
-        || format!("last condor_history:\n{last}\n{}", c.diag()),
+        || format!("last condor_history:\n{}\n{}", last.borrow(), c.diag()),
     );
 }
 
@@ -312,16 +314,16 @@ fn leave_in_queue_keeps_a_finished_job_in_the_queue_and_out_of_history() {
         1,
     );
     let id = format!("{kept}.0");
-    let mut last = String::new();
+    let last = RefCell::new(String::new());
     pilotq_tests::wait_for(
         Duration::from_secs(60),
         "the kept job completed in condor_q",
         || {
             let out = c.run_condor("condor_q", &[&id, "-af", "JobStatus", "ExitCode"], None);
-            last = out.to_string();
+            *last.borrow_mut() = out.to_string();
             (out.ok() && out.stdout == "4 7\n").then_some(())
         },
-        || format!("last condor_q:\n{last}\n{}", c.diag()),
+        || format!("last condor_q:\n{}\n{}", last.borrow(), c.diag()),
     );
     // Still there a moment later, and never in history.
     std::thread::sleep(Duration::from_millis(500));

@@ -44,6 +44,13 @@
 //! executable and its arguments) in 15 or more, columns separated by a space.
 //! Lines are cut at the width of the terminal on stdin less one (79 when
 //! stdin is not a terminal), as HTCondor does, unless `-wide`. No summary.
+//!
+//! Differences from HTCondor: `RUN_TIME` and `RemoteWallClockTime` are the
+//! last run only (pilotq keeps no earlier runs); `-since` and
+//! `-completedsince` with `-forwards` skip the older records instead of
+//! ending the scan at once (the bound comes first, oldest first); `-since C`
+//! (a bare number) means the newest job of cluster C; `-completedsince`
+//! takes Unix seconds, not an expression.
 
 use super::classad::{Ad, Expr, Value};
 use super::job_ad::JobAd;
@@ -1031,7 +1038,7 @@ mod tests {
         );
         // What the socket buffers held when the client closed, not the
         // 5,000 chunks a client reading to the end would have cost.
-        assert!(sent < 100, "the master sent {sent} chunks");
+        assert!(sent < 20, "the master sent {sent} chunks");
     }
 
     #[test]

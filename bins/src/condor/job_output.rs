@@ -198,11 +198,6 @@ impl Printer<'_> {
             None => self.o.mask.render(self.held.iter().map(JobAd), out),
         }
     }
-
-    /// Jobs given to [`Printer::print`] so far.
-    pub fn printed(&self) -> u64 {
-        self.printed
-    }
 }
 
 /// One job as a JSON object, attributes sorted as `-long` sorts them;

@@ -121,8 +121,8 @@ impl StatsFold {
 
     pub fn push(&mut self, seq: u64, env: &Envelope) {
         let t = env.t;
-        let inside = self.since.map_or(true, |p| p.reached_by(seq, t))
-            && self.until.map_or(true, |p| p.covers(seq, t));
+        let inside = self.since.is_none_or(|p| p.reached_by(seq, t))
+            && self.until.is_none_or(|p| p.covers(seq, t));
         let prev = self.last.replace((seq, t));
         if let Event::MasterStarted { name, at } = &env.e {
             if inside {
@@ -258,7 +258,7 @@ mod tests {
         // Run times: 10 s, 3 s, 6 s.
         assert_eq!(s.run_time.count, 3);
         assert_eq!(
-            s.run_time.p50_ms.map(|v| v >= 6_000 && v < 6_100),
+            s.run_time.p50_ms.map(|v| (6_000..6_100).contains(&v)),
             Some(true)
         );
         assert_eq!(s.run_time.max_ms, Some(10_000));

@@ -250,7 +250,7 @@ impl Tracker {
         }
     }
 
-    fn holder<'a>(holders: &'a Holders, id: u32) -> Option<&'a str> {
+    fn holder(holders: &Holders, id: u32) -> Option<&str> {
         (id != NO_HOLDER).then(|| holders.name(id))
     }
 

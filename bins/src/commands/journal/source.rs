@@ -100,11 +100,7 @@ impl Source {
     /// Events from `from` on, in order, each once.
     pub fn events_from(&self, from: u64) -> Result<Events<'_>> {
         match self {
-            Source::Stopped(store) => Ok(Box::new(
-                store
-                    .events_from(from)
-                    .map(|r| r.context("reading the journal")),
-            )),
+            Source::Stopped(store) => Ok(Box::new(decoded_ahead(store.clone(), from))),
             Source::Live { dir, addr, secret } => {
                 let rt = runtime();
                 let client = rt
@@ -160,6 +156,36 @@ impl Source {
             Source::Live { addr, .. } => format!("the master at {addr}"),
         }
     }
+}
+
+/// Events read and decoded on a thread of their own, in batches, while the
+/// caller folds them: decoding is most of a scan's cost, so on two cores a
+/// 15-million-event `stats` takes about the decoding's time instead of the
+/// sum of both. A caller that stops early drops the receiver, and the
+/// thread stops at its next batch.
+fn decoded_ahead(store: Store, from: u64) -> impl Iterator<Item = Result<(u64, Envelope)>> {
+    const BATCH: usize = 4096;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<(u64, Envelope)>>>(8);
+    std::thread::Builder::new()
+        .name("pilotq-journal-read".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            for item in store.events_from(from) {
+                let failed = item.is_err();
+                batch.push(item.context("reading the journal"));
+                if batch.len() < BATCH && !failed {
+                    continue;
+                }
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                // Stop at an error (sent), or when nobody reads any more.
+                if tx.send(full).is_err() || failed {
+                    return;
+                }
+            }
+            let _ = tx.send(batch);
+        })
+        .expect("starting the journal reader thread");
+    rx.into_iter().flatten()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
