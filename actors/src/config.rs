@@ -42,6 +42,10 @@ pub struct MasterConfig {
     pub min_free_disk: Option<u64>,
     /// How much of the history store (finished jobs' records) is kept.
     pub history_limits: pilotq_journal::history::HistoryLimits,
+    /// Delete executables, wrappers and kept outputs nothing needs any more
+    /// (`master/blob_gc.rs`). The site's master does; a foreman does not
+    /// (its adoptions reuse blobs without appending them).
+    pub collect_blobs: bool,
 }
 
 impl MasterConfig {
@@ -64,6 +68,7 @@ impl MasterConfig {
             journal_keep_size: None,
             min_free_disk: None,
             history_limits: Default::default(),
+            collect_blobs: true,
         }
     }
 }

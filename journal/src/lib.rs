@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`event`] | `Event`, the stored `Envelope {v, t, e}` and the format version |
 //! | [`table`] | `Table`: clusters and jobs, `apply`, lazy materialisation, dispatch order |
+//! | [`blob_gc`] | which blobs (executables, wrappers, kept outputs) nothing kept needs |
 //! | [`counts`] | jobs per HTCondor status, kept incrementally |
 //! | [`procs`] | process numbers as ranges: the jobs that left a cluster |
 //! | [`departure`] | a job leaving the queue, and its history record |
@@ -26,6 +27,7 @@
 //! The durability contract (ARCHITECTURE.md): nothing is acknowledged to anyone
 //! before the writer's completion for its events has run.
 
+pub mod blob_gc;
 pub mod counts;
 pub mod departure;
 pub mod error;

@@ -36,6 +36,16 @@ enum Op {
     },
     /// From now on, history records go to this store (`history.rs`).
     AttachHistory(Option<Box<HistoryWriter>>),
+    /// A blob collection begins: the hashes of blobs appended from here
+    /// on are noted, so that the collection never deletes one it did not
+    /// know about when it chose what to keep.
+    BlobGcStart,
+    /// Deletes every blob neither in `keep` nor appended since the last
+    /// `BlobGcStart`; `done` hears how many went.
+    CollectBlobs {
+        keep: std::collections::BTreeSet<String>,
+        done: Box<dyn FnOnce(Result<usize, JournalError>) + Send>,
+    },
     Snapshot {
         bytes: Vec<u8>,
         done: Done,
@@ -146,6 +156,23 @@ impl Writer {
         })
     }
 
+    /// Begins a blob collection (see [`Writer::collect_blobs`]).
+    pub fn blob_gc_start(&self) {
+        self.send(Op::BlobGcStart)
+    }
+
+    /// Deletes the blobs that are neither in `keep` nor appended since
+    /// [`Writer::blob_gc_start`]. The caller builds `keep` *after* that
+    /// start from everything that may still need a blob (the live table,
+    /// the kept events: see `blob_gc::referenced_by_journal`).
+    pub fn collect_blobs(
+        &self,
+        keep: std::collections::BTreeSet<String>,
+        done: Box<dyn FnOnce(Result<usize, JournalError>) + Send>,
+    ) {
+        self.send(Op::CollectBlobs { keep, done })
+    }
+
     /// Writes the history records of later appends to `history`.
     pub fn attach_history(&self, history: HistoryWriter) {
         self.send(Op::AttachHistory(Some(Box::new(history))))
@@ -196,6 +223,8 @@ fn run(
 ) {
     let mut broken: Option<JournalError> = None;
     let mut history: Option<Box<HistoryWriter>> = None;
+    // Blobs appended since a collection began (`None`: none running).
+    let mut gc_recent: Option<std::collections::HashSet<String>> = None;
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
         let mut events = ops_events(&ops[0]);
@@ -219,8 +248,13 @@ fn run(
                 history = h.take();
             }
         }
+        // A collection's deletions are made (and flushed) with the group's
+        // other writes; its answer goes out with the group's completions.
+        let mut gc_done: Vec<(Box<dyn FnOnce(Result<usize, JournalError>) + Send>, usize)> =
+            Vec::new();
         let t = now_ms();
         let mut results = Vec::with_capacity(ops.len());
+        let mut gc_counts: Vec<usize> = Vec::new();
         let mut write = || -> Result<(), JournalError> {
             // Events of this group not yet stored: they become one segment.
             let mut pending: Vec<&Event> = Vec::new();
@@ -244,6 +278,9 @@ fn run(
                         ..
                     } => {
                         for (hash, bytes) in blobs {
+                            if let Some(r) = gc_recent.as_mut() {
+                                r.insert(hash.clone());
+                            }
                             store.blobs.insert(hash.as_bytes(), bytes.as_slice())?;
                         }
                         pending.extend(events.iter());
@@ -260,6 +297,20 @@ fn run(
                         }
                     }
                     Op::AttachHistory(_) => {}
+                    Op::BlobGcStart => gc_recent = Some(Default::default()),
+                    Op::CollectBlobs { keep, .. } => {
+                        let recent = gc_recent.take().unwrap_or_default();
+                        let mut gone = 0;
+                        for key in store.blobs.iter().keys() {
+                            let key = key?;
+                            let hash = String::from_utf8_lossy(&key);
+                            if !keep.contains(hash.as_ref()) && !recent.contains(hash.as_ref()) {
+                                store.blobs.remove(&key)?;
+                                gone += 1;
+                            }
+                        }
+                        gc_counts.push(gone);
+                    }
                     Op::Snapshot { bytes, .. } => {
                         // The events it covers go to sled's log before the
                         // snapshot does, so no crash keeps it without them.
@@ -284,7 +335,30 @@ fn run(
             store.db.flush()?;
             Ok(())
         };
-        match write() {
+        let result = write();
+        // The collections' answers, by order in the group.
+        let mut counts = gc_counts.into_iter();
+        let mut ops_left = Vec::with_capacity(ops.len());
+        let mut results_left = Vec::with_capacity(results.len());
+        for (op, seq) in ops.into_iter().zip(results) {
+            match op {
+                Op::CollectBlobs { done, .. } => {
+                    gc_done.push((done, counts.next().unwrap_or(0)));
+                }
+                op => {
+                    ops_left.push(op);
+                    results_left.push(seq);
+                }
+            }
+        }
+        let (ops, results) = (ops_left, results_left);
+        for (done, n) in gc_done {
+            done(match &result {
+                Ok(()) => Ok(n),
+                Err(e) => Err(e.clone()),
+            });
+        }
+        match result {
             Ok(()) => {
                 // Asked before any completion runs, so that whoever waits
                 // on the snapshot can then wait on the sealer too.
@@ -321,6 +395,7 @@ fn done_of(op: Op) -> Done {
         Op::Append { done, .. } | Op::Snapshot { done, .. } | Op::Barrier { done } => done,
         // Nobody waits on it: a failure shows in the writer's refusal of
         // everything after it.
-        Op::ReclaimSpent(_) | Op::AttachHistory(_) => Box::new(|_| {}),
+        Op::ReclaimSpent(_) | Op::AttachHistory(_) | Op::BlobGcStart => Box::new(|_| {}),
+        Op::CollectBlobs { done, .. } => Box::new(move |r| done(r.map(|_| 0))),
     }
 }

@@ -120,10 +120,10 @@ impl Master {
         };
         let cluster = ClusterId(next);
         self.remember_blob(hash.clone(), executable.clone());
-        let blobs = match self.store.has_blob(&hash) {
-            Ok(true) => vec![],
-            _ => vec![(hash, executable)],
-        };
+        // Always handed to the writer, even when stored already: a blob
+        // collection under way keeps what is appended after it began
+        // (`blob_gc.rs`), and this cluster needs it.
+        let blobs = vec![(hash, executable)];
         let at = now_ms();
         let event = Event::ClusterSubmitted {
             cluster,

@@ -29,6 +29,7 @@
 //! | `mod.rs` | the actor, its messages, start-up (replay), commit, snapshots, shutdown |
 //! | `holders.rs` | workers and foremen: register, started, leases |
 //! | `outputs.rs` | results: output files put in place, then completion, then ack; held outputs; release |
+//! | `blob_gc.rs` | deleting executables, wrappers and kept outputs nothing needs any more |
 //! | `clients.rs` | submit, query, remove, status |
 //! | `history.rs` | `condor_history`: finished jobs read from the history store on a thread of their own |
 //! | `journal_tail.rs` | the live database's journal segments for post-mortems (`JournalTail`) |
@@ -37,6 +38,7 @@
 //! | `seat.rs` | what differs between the site's master and a foreman's local queue |
 //! | `local_queue.rs` | as a foreman's local queue: adopt, relay up, report capacity |
 
+mod blob_gc;
 mod clients;
 pub mod disk;
 mod dispatch;
@@ -151,6 +153,8 @@ pub struct Master {
     pub(crate) dispatch_scheduled: bool,
     /// Finished jobs' records, on disk (`history.rs`).
     pub(crate) history: history::HistoryStore,
+    /// A blob collection is under way (`blob_gc.rs`).
+    pub(crate) collecting_blobs: bool,
     /// The reclaim window this start opened or carried on, while some
     /// holder that had jobs out at the start has neither come back nor been
     /// given up on.
@@ -302,6 +306,7 @@ impl Master {
             dispatch_scheduled: false,
             reclaim: None,
             history,
+            collecting_blobs: false,
         };
         if master.paused.is_none() {
             master.adopt_orphans();
@@ -528,6 +533,8 @@ impl Actor for Master {
             }
         });
         ctx.run_interval(DISK_TICK, |act, ctx| act.disk_tick(ctx));
+        self.collect_blobs(ctx);
+        ctx.run_interval(blob_gc::BLOB_GC_EVERY, |act, ctx| act.collect_blobs(ctx));
         if self.cfg.secret.is_none() {
             tracing::warn!("no password file given: this master accepts any peer that connects");
         }
