@@ -15,7 +15,8 @@
 //! | [`MasterOpts`] | lease, heartbeat, handshake timeout, max frame, password, fixed port, extra arguments and environment |
 //! | [`Cluster`] | one test's world: a tempdir, a master, workers, client helpers (`run`, `submit`, `q_json`, `wait_until`, `wait_holders`, `wait_capacity`, `journal_events`, `read_file`, `wait_pids`) and diagnostics for panic messages |
 //! | [`Cluster::assert_journal_once_each`], [`Cluster::assert_journal_verified`] | the journal after a run: each job dispatched and completed once, never requeued; `journal verify` ok |
-//! | [`Job`] | one object of `q --json`, typed |
+//! | [`Job`] | one object of `q --json` or `history --json`, typed |
+//! | [`Finished`], [`Cluster::finished_counts`] | completed and removed jobs by `status --json`, in the queue and in history |
 //! | [`RawConn`] | a raw TCP connection speaking length-prefixed msgpack frames |
 //! | [`event_kind`], [`event_job`] | reading `journal dump --json` lines |
 //! | [`condor_bin`], [`Cluster::run_condor`], [`Cluster::condor_submit`] | the HTCondor face: `condor_*` binaries next to `pilotq`, run against the cluster's master |
@@ -399,6 +400,28 @@ pub const RUNNING: u64 = 2;
 pub const REMOVED: u64 = 3;
 pub const COMPLETED: u64 = 4;
 pub const HELD: u64 = 5;
+
+/// How many jobs finished, by `pilotq status --json`: a job that completes
+/// or is removed stays in the queue (`completed`, `removed`) only with
+/// `leave_in_queue`; otherwise it leaves for the history store
+/// (`history_completed`, `history_removed`). Both count here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    pub completed: u64,
+    pub removed: u64,
+}
+
+impl Finished {
+    /// From a `status --json` object; `None` if one of the four counts is
+    /// missing or not a number (a status from before the history store).
+    pub fn from_status(s: &Value) -> Option<Finished> {
+        let n = |k: &str| s.get(k)?.as_u64();
+        Some(Finished {
+            completed: n("completed")? + n("history_completed")?,
+            removed: n("removed")? + n("history_removed")?,
+        })
+    }
+}
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 static SUBMIT_FILES: AtomicU32 = AtomicU32::new(0);
@@ -790,7 +813,15 @@ impl Cluster {
         parse_submit(&out.stdout, count).unwrap_or_else(|e| panic!("{e}\n{out}"))
     }
 
-    /// `pilotq q --json [IDS]`, parsed; panics if it fails.
+    /// [`Cluster::q_json_ids`] that returns an error, not a panic, when the
+    /// master cannot answer (it may be dying on purpose).
+    pub fn try_q_json_ids(&self, ids: &[&str]) -> Result<Vec<Value>, String> {
+        self.try_q(ids)
+    }
+
+    /// Every job the master knows (in the queue or in history, see
+    /// [`Cluster::try_q_json_ids`]) of `pilotq q --json [IDS]`, parsed;
+    /// panics if it fails.
     pub fn q_json_ids(&self, ids: &[&str]) -> Vec<Value> {
         match self.try_q(ids) {
             Ok(v) => v,
@@ -819,27 +850,41 @@ impl Cluster {
     /// --json` (finished jobs leave the queue for the history store) and
     /// `pilotq q --json` (the queue), in id order. A job in both is an
     /// error: it would be counted twice.
+    ///
+    /// The two answers are one view of the table only if no job left the
+    /// queue between them: a job that finished after `history` was read but
+    /// before `q` was is in neither, and a `wait_all_completed` would then
+    /// see fewer jobs, all completed, and return early. So history is read
+    /// before and after `q`, and the three are taken only when both
+    /// histories hold the same jobs (history only grows: every job that left
+    /// before `q` was answered is in the second, hence in the first).
     fn try_q(&self, ids: &[&str]) -> Result<Vec<Value>, String> {
-        let mut all = Vec::new();
-        // History first: a job that finishes between the two calls is then
-        // missed (and polled for again), never seen twice.
-        for verb in ["history", "q"] {
-            let mut args = vec![verb, "--json"];
-            args.extend_from_slice(ids);
-            let out = self.run(&args);
-            if !out.ok() {
-                return Err(format!("`pilotq {verb} --json` failed\n{out}"));
-            }
-            match serde_json::from_str::<Value>(&out.stdout) {
-                Ok(Value::Array(a)) => all.extend(a),
-                _ => {
-                    return Err(format!(
-                        "`pilotq {verb} --json` printed no JSON array\n{out}"
-                    ))
-                }
-            }
-        }
         let key = |v: &Value| (v["cluster"].as_u64(), v["proc"].as_u64());
+        let keys = |a: &[Value]| {
+            let mut k: Vec<_> = a.iter().map(key).collect();
+            k.sort();
+            k
+        };
+        let mut history = self.try_list("history", ids)?;
+        let mut tries = 0;
+        let mut all = loop {
+            let queue = self.try_list("q", ids)?;
+            let again = self.try_list("history", ids)?;
+            if keys(&again) == keys(&history) {
+                let mut all = history;
+                all.extend(queue);
+                break all;
+            }
+            tries += 1;
+            if tries >= 20 {
+                return Err(format!(
+                    "jobs kept leaving the queue while it was read ({tries} tries); \
+                     last history:\n{}",
+                    compact(&again)
+                ));
+            }
+            history = again;
+        };
         all.sort_by_key(key);
         if let Some(w) = all.windows(2).find(|w| key(&w[0]) == key(&w[1])) {
             panic!(
@@ -848,6 +893,22 @@ impl Cluster {
             );
         }
         Ok(all)
+    }
+
+    /// `pilotq VERB --json [IDS]` (`q` or `history`), parsed as an array.
+    fn try_list(&self, verb: &str, ids: &[&str]) -> Result<Vec<Value>, String> {
+        let mut args = vec![verb, "--json"];
+        args.extend_from_slice(ids);
+        let out = self.run(&args);
+        if !out.ok() {
+            return Err(format!("`pilotq {verb} --json` failed\n{out}"));
+        }
+        match serde_json::from_str::<Value>(&out.stdout) {
+            Ok(Value::Array(a)) => Ok(a),
+            _ => Err(format!(
+                "`pilotq {verb} --json` printed no JSON array\n{out}"
+            )),
+        }
     }
 
     /// Polls `q --json` every 200 ms until `cond` holds for the jobs; panics
@@ -908,6 +969,15 @@ impl Cluster {
         let out = self.run_ok(&["status", "--json"]);
         serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("`status --json` printed no JSON: {e}\n{out}"))
+    }
+
+    /// Jobs that finished, wherever they are now: `pilotq status --json`'s
+    /// counts in the queue plus those that left it for the history store.
+    pub fn finished_counts(&self) -> Finished {
+        let s = self.status_json();
+        Finished::from_status(&s).unwrap_or_else(|| {
+            panic!("`status --json` without the queue's and history's counts: {s}")
+        })
     }
 
     /// Waits until the master counts `n` connected holders.

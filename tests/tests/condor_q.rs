@@ -213,17 +213,54 @@ fn now_s() -> i64 {
 fn a_finished_jobs_attributes_and_the_output_formats() {
     let t0 = now_s();
     let mut c = Cluster::with_master(MasterOpts::default());
-    let cl = c.condor_submit_ok(
-        "executable = /bin/sh\narguments = \"-c 'exit 3'\"\npriority = 5\nrequest_memory = 256\n\
-         request_disk = 2048\n+Pilot = \"yes\"\nqueue\n",
-        1,
-    );
+    // A finished job leaves the queue for the history store, as in
+    // HTCondor's schedd; `leave_in_queue = True` keeps it where condor_q
+    // shows it. The same job without it is checked through condor_history.
+    let job = "executable = /bin/sh\narguments = \"-c 'exit 3'\"\npriority = 5\n\
+               request_memory = 256\nrequest_disk = 2048\n+Pilot = \"yes\"\n";
+    let cl = c.condor_submit_ok(&format!("{job}leave_in_queue = True\nqueue\n"), 1);
+    let gone = c.condor_submit_ok(&format!("{job}queue\n"), 1);
     c.add_worker("w1", 1);
-    c.wait_until(Duration::from_secs(30), "the job completed", |jobs| {
-        jobs.len() == 1 && jobs[0].status == COMPLETED
+    c.wait_until(Duration::from_secs(30), "both jobs completed", |jobs| {
+        jobs.len() == 2 && jobs.iter().all(|j| j.status == COMPLETED)
     });
     let user = current_user();
     let id = format!("{cl}.0");
+    let gone_id = format!("{gone}.0");
+    // Only the job kept in the queue is in condor_q; the other is in
+    // condor_history, with the same attributes.
+    assert_eq!(
+        c.condor_q_lines(&["-af", "ClusterId", "ProcId"]),
+        [format!("{cl} 0")]
+    );
+    let history_af = |attrs: &[&str]| -> String {
+        let mut args = vec![gone_id.as_str(), "-af"];
+        args.extend_from_slice(attrs);
+        c.run_condor_ok("condor_history", &args).stdout
+    };
+    assert_eq!(
+        history_af(&[
+            "ClusterId",
+            "ProcId",
+            "JobStatus",
+            "ExitCode",
+            "NumJobStarts",
+            "Owner",
+            "Cmd",
+            "JobPriority",
+            "RequestCpus",
+            "RequestMemory",
+            "RequestDisk",
+            "pilot"
+        ]),
+        format!("{gone} 0 4 3 1 {user} /bin/sh 5 1 256 2048 yes\n")
+    );
+    assert_eq!(
+        c.run_condor_ok("condor_history", &[&id, "-af", "ClusterId"])
+            .stdout,
+        "",
+        "a job kept in the queue is not in history"
+    );
     let af = |attrs: &[&str]| -> String {
         let mut args = vec![id.as_str(), "-af"];
         args.extend_from_slice(attrs);

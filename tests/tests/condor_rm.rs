@@ -54,18 +54,35 @@ fn check_removed(
             })
         },
     );
-    let by_q: BTreeSet<String> = c
-        .condor_q_lines(&[
-            "-constraint",
-            "JobStatus == 3",
-            "-af",
-            "ClusterId",
-            "ProcId",
-        ])
-        .into_iter()
-        .map(|l| l.replace(' ', "."))
+    // A removed job leaves the queue for the history store, as in
+    // HTCondor's schedd: condor_history shows it as removed (JobStatus 3),
+    // and condor_q shows only the others.
+    let ids = |lines: Vec<String>| -> BTreeSet<String> {
+        lines.into_iter().map(|l| l.replace(' ', ".")).collect()
+    };
+    let by_history = ids(c
+        .run_condor_ok(
+            "condor_history",
+            &[
+                "-constraint",
+                "JobStatus == 3",
+                "-af",
+                "ClusterId",
+                "ProcId",
+            ],
+        )
+        .stdout
+        .lines()
+        .map(str::to_string)
+        .collect());
+    assert_eq!(&by_history, removed, "condor_history's removed jobs");
+    let by_q = ids(c.condor_q_lines(&["-af", "ClusterId", "ProcId"]));
+    let kept: BTreeSet<String> = all
+        .iter()
+        .filter(|id| !removed.contains(*id))
+        .cloned()
         .collect();
-    assert_eq!(&by_q, removed, "condor_q's removed jobs");
+    assert_eq!(by_q, kept, "condor_q lists exactly the jobs not removed");
     for id in all {
         let p = pids_of(id);
         if removed.contains(id) {
@@ -182,9 +199,27 @@ fn a_removed_idle_job_never_starts() {
     });
     let j = c.job(&format!("{cl}.1"));
     assert_eq!((j.status, j.attempts), (REMOVED, 0), "{:#}", j.raw);
+    // The removed job left the queue for the history store (as in
+    // HTCondor's schedd): condor_history shows it, condor_q no longer does.
+    let id1 = format!("{cl}.1");
+    let out = c.run_condor_ok(
+        "condor_history",
+        &[&id1, "-af", "JobStatus", "NumJobStarts"],
+    );
+    assert_eq!(out.stdout, "3 0\n", "{out}");
+    let out = c.run_condor_ok("condor_history", &[&id1]);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&id1))
+        .unwrap_or_else(|| panic!("no row for {id1} in condor_history\n{out}"));
+    assert!(
+        row.split_whitespace().any(|w| w == "X"),
+        "condor_history's ST of a removed job is X: {row:?}\n{out}"
+    );
     assert_eq!(
-        c.condor_q_lines(&[&format!("{cl}.1"), "-af", "JobStatus", "NumJobStarts"]),
-        ["3 0"]
+        c.condor_q_lines(&[&id1, "-af", "JobStatus"]),
+        Vec::<String>::new()
     );
     assert!(!c.path("out/1.out").exists(), "the removed job ran");
 }

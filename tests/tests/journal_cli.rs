@@ -93,6 +93,13 @@ fn dump_and_verify_a_stopped_masters_journal_and_replay_gives_the_same_table() {
             .contains("5 jobs (1 idle, 0 running, 0 held, 3 completed, 1 removed)"),
         "{v}"
     );
+    // The finished jobs left the queue for the history store (none was
+    // submitted with leave_in_queue): verify says so beside the totals.
+    assert!(
+        v.stdout
+            .contains("; 4 left the queue for history (3 completed, 1 removed)"),
+        "{v}"
+    );
 
     // A master started on it again shows exactly the same table.
     c.start_master();
@@ -124,6 +131,11 @@ fn a_crashed_masters_journal_verifies_and_replays() {
     assert!(
         v.stdout
             .contains("4 jobs (0 idle, 0 running, 0 held, 4 completed, 0 removed)"),
+        "{v}"
+    );
+    assert!(
+        v.stdout
+            .contains("; 4 left the queue for history (4 completed, 0 removed)"),
         "{v}"
     );
     let events = c.journal_events();

@@ -23,7 +23,9 @@
 //! stop a write); each is unmounted when its test ends, pass or fail.
 
 use pilotq_tests::serde_json::Value;
-use pilotq_tests::{event_job, event_kind, Cluster, Job, MasterOpts, COMPLETED, HELD, REMOVED};
+use pilotq_tests::{
+    event_job, event_kind, Cluster, Finished, Job, MasterOpts, COMPLETED, HELD, REMOVED,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -319,7 +321,18 @@ fn wait_completed_count(c: &Cluster, n: u64, timeout: Duration) {
             last = pilotq_tests::serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
         }
         let count = |k: &str| last[k].as_u64().unwrap_or(0);
-        if count("held") > 0 || count("removed") > 0 {
+        // Completed and removed jobs leave the queue for the history store:
+        // they count wherever they are now.
+        let finished = match Finished::from_status(&last) {
+            Some(f) => f,
+            // No answer yet (the master is starting, say).
+            None if last.is_null() => Finished {
+                completed: 0,
+                removed: 0,
+            },
+            None => panic!("`status --json` without the history counts: {last}"),
+        };
+        if count("held") > 0 || finished.removed > 0 {
             let stuck: Vec<String> = c
                 .jobs()
                 .into_iter()
@@ -333,7 +346,7 @@ fn wait_completed_count(c: &Cluster, n: u64, timeout: Duration) {
                 c.diag()
             );
         }
-        if count("completed") == n {
+        if finished.completed == n {
             return;
         }
         if Instant::now() > deadline {
@@ -593,15 +606,16 @@ fn wait_master_death(c: &mut Cluster, failpoint: &str, id: &str) -> std::process
         if let Some(s) = m.proc.wait_exit(Duration::from_millis(500)) {
             return s;
         }
-        let done = c.run(&["q", "--json", id]);
-        let shown: Value = pilotq_tests::serde_json::from_str(&done.stdout).unwrap_or_default();
-        if shown[0]["status"] == COMPLETED {
+        // A completed job leaves the queue for the history store: looked
+        // for in both (a master that is dying counts as "not shown").
+        let shown = c.try_q_json_ids(&[id]).unwrap_or_default();
+        if shown.first().is_some_and(|j| j["status"] == COMPLETED) {
             let since = *completed_since.get_or_insert_with(Instant::now);
             if since.elapsed() > Duration::from_secs(5) {
                 panic!(
                     "job {id} completed and the master is still running: it did not kill \
                      itself at PILOTQ_FAILPOINT={failpoint}\n{}\n{}",
-                    done.stdout,
+                    pilotq_tests::compact(&shown),
                     c.diag()
                 );
             }

@@ -56,7 +56,8 @@ pub enum ToMaster {
     /// (a running one is moved by its start report).
     Adopted(Vec<Attempt>),
     /// An executable (or job wrapper) by hash: a foreman that adopted a job
-    /// from a worker that failed over to it asks its master for the bytes.
+    /// from a worker that failed over to it asks its master for the bytes,
+    /// and a worker asks its upstream for bytes it evicted from its cache.
     FetchBlob {
         hash: String,
     },

@@ -32,15 +32,21 @@ pub fn verify(path: &Path) -> Result<i32> {
             first - 1
         );
     }
+    // Every job, then how many of the finished ones left the queue (the
+    // rest stay with `leave_in_queue`), so that neither count is lost.
     println!(
-        "ok: {n} events; snapshot {}; {} jobs ({} idle, {} running, {} held, {} completed, {} removed)",
+        "ok: {n} events; snapshot {}; {} jobs ({} idle, {} running, {} held, {} completed, {} removed); \
+         {} left the queue for history ({} completed, {} removed)",
         snap.map(|s| s.to_string()).unwrap_or_else(|| "none".into()),
         c.total(),
         c.idle,
         c.running,
         c.held,
         c.completed,
-        c.removed
+        c.removed,
+        left.completed + left.removed,
+        left.completed,
+        left.removed
     );
     Ok(0)
 }
