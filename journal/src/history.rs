@@ -699,7 +699,7 @@ mod tests {
             .map(|p| std::fs::metadata(p).unwrap().len())
             .sum();
         // The bound, plus at most one commit past a full current file.
-        assert!(total <= limits.max_size + 64 << 10, "{total}");
+        assert!(total <= limits.max_size + (64 << 10), "{total}");
         let back = ids(Backwards::open(dir.path(), ReadBound::everything()).unwrap());
         // The newest are kept, contiguous, down to where deletion cut.
         assert_eq!(back[0], 4999);

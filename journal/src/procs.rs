@@ -134,7 +134,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let p = (x % 600) as u32;
-            if x % 5 == 0 {
+            if x.is_multiple_of(5) {
                 let end = p + (x % 7) as u32;
                 r.insert_range(p, end);
                 set.extend(p..end);

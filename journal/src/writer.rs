@@ -25,6 +25,10 @@ use std::thread::JoinHandle;
 /// event it covers (or of the journal's tail, for a barrier).
 pub type Done = Box<dyn FnOnce(Result<u64, JournalError>) + Send>;
 
+/// Called once a blob collection's deletions are durable, with how many
+/// blobs went.
+pub type CollectedDone = Box<dyn FnOnce(Result<usize, JournalError>) + Send>;
+
 enum Op {
     Append {
         events: Vec<Event>,
@@ -44,7 +48,7 @@ enum Op {
     /// `BlobGcStart`; `done` hears how many went.
     CollectBlobs {
         keep: std::collections::BTreeSet<String>,
-        done: Box<dyn FnOnce(Result<usize, JournalError>) + Send>,
+        done: CollectedDone,
     },
     Snapshot {
         bytes: Vec<u8>,
@@ -168,7 +172,7 @@ impl Writer {
     pub fn collect_blobs(
         &self,
         keep: std::collections::BTreeSet<String>,
-        done: Box<dyn FnOnce(Result<usize, JournalError>) + Send>,
+        done: CollectedDone,
     ) {
         self.send(Op::CollectBlobs { keep, done })
     }
@@ -250,8 +254,7 @@ fn run(
         }
         // A collection's deletions are made (and flushed) with the group's
         // other writes; its answer goes out with the group's completions.
-        let mut gc_done: Vec<(Box<dyn FnOnce(Result<usize, JournalError>) + Send>, usize)> =
-            Vec::new();
+        let mut gc_done: Vec<(CollectedDone, usize)> = Vec::new();
         let t = now_ms();
         let mut results = Vec::with_capacity(ops.len());
         let mut gc_counts: Vec<usize> = Vec::new();

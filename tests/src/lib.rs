@@ -819,9 +819,9 @@ impl Cluster {
         self.try_q(ids)
     }
 
-    /// Every job the master knows (in the queue or in history, see
-    /// [`Cluster::try_q_json_ids`]) of `pilotq q --json [IDS]`, parsed;
-    /// panics if it fails.
+    /// Every job the master knows of IDS (all when empty), in the queue
+    /// (`pilotq q --json`) or in history (`pilotq history --json`), parsed,
+    /// in id order; panics if it fails.
     pub fn q_json_ids(&self, ids: &[&str]) -> Vec<Value> {
         match self.try_q(ids) {
             Ok(v) => v,
