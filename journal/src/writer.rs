@@ -169,11 +169,7 @@ impl Writer {
     /// [`Writer::blob_gc_start`]. The caller builds `keep` *after* that
     /// start from everything that may still need a blob (the live table,
     /// the kept events: see `blob_gc::referenced_by_journal`).
-    pub fn collect_blobs(
-        &self,
-        keep: std::collections::BTreeSet<String>,
-        done: CollectedDone,
-    ) {
+    pub fn collect_blobs(&self, keep: std::collections::BTreeSet<String>, done: CollectedDone) {
         self.send(Op::CollectBlobs { keep, done })
     }
 
