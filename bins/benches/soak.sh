@@ -29,7 +29,7 @@ while kill -0 "$SIM" 2>/dev/null; do
     MPID=$(pgrep -f -- "pilotq master .*--journal $J" | head -1 || true)
     if [ -n "$MPID" ] && [ -r "/proc/$MPID/status" ]; then
         rss=$(awk '/VmRSS/{print $2}' "/proc/$MPID/status" 2>/dev/null || echo 0)
-        addr=$(tr '\0' ' ' <"/proc/$MPID/cmdline" | sed -n 's/.*--listen \([^ ]*\).*/\1/p')
+        addr=$(sed -n 's/.*master listening on \([^,]*\),.*/\1/p' "$OUT/sim.log" | tail -1)
         done_=$("$BIN" status --json --master "$addr" 2>/dev/null |
             python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["completed"]+s["history_completed"])' 2>/dev/null || echo -)
         live=$(du -sb --exclude=sealed --exclude=history --exclude=pilotq-reserve "$J" 2>/dev/null | cut -f1 || echo 0)
@@ -79,6 +79,17 @@ chmod +x "$OUT/true.sh"
 for i in 1 2 3; do timeit "condor_q over 10,000 live jobs beside the history (run $i)" "$CONDOR_Q" -af ClusterId ProcId; done
 kill "$MASTER"
 wait "$MASTER" || true
+
+# The same condor_q on a master with no history, for comparison.
+PORT2=$((PORT + 1))
+"$BIN" master --journal "$OUT/fresh" --listen "127.0.0.1:$PORT2" >"$OUT/fresh.log" 2>&1 &
+FRESH=$!
+until "$BIN" status --master "127.0.0.1:$PORT2" >/dev/null 2>&1; do sleep 0.01; done
+export PILOTQ_MASTER="127.0.0.1:$PORT2"
+"$BIN" submit --count 10000 -- "$OUT/true.sh" >/dev/null
+for i in 1 2 3; do timeit "condor_q over 10,000 live jobs, no history (run $i)" "$CONDOR_Q" -af ClusterId ProcId; done
+kill "$FRESH"
+wait "$FRESH" || true
 
 for verb in stats plot; do
     a=$(date +%s.%N)
