@@ -36,6 +36,8 @@ const CURRENT: &str = "history";
 const FRAME: u64 = 12;
 /// A record larger than this is not one (a corrupt length).
 const MAX_RECORD: u32 = 16 << 20;
+/// Records waiting for a commit beyond this many bytes are written ahead.
+const PENDING_MAX: usize = 8 << 20;
 /// Bytes read at a time going backwards.
 const BLOCK: u64 = 256 << 10;
 
@@ -134,8 +136,12 @@ impl HistoryWriter {
         })
     }
 
-    /// Frames `record` for the next commit.
-    pub fn add(&mut self, record: &JobView) {
+    /// Frames `record` for the next commit. Past [`PENDING_MAX`] bytes what
+    /// waits is written (not synced) at once, so that a removal of a
+    /// million-job cluster does not hold its records in memory: whatever is
+    /// in the file but not committed is cut at the next open, and readers
+    /// never look past the committed length and sequence.
+    pub fn add(&mut self, record: &JobView) -> Result<(), JournalError> {
         let body = rmp_serde::to_vec_named(record).expect("a job view always encodes");
         let len = (body.len() as u32).to_le_bytes();
         self.pending.extend_from_slice(&len);
@@ -144,6 +150,30 @@ impl HistoryWriter {
             .extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         self.pending.extend_from_slice(&len);
         self.last_seq = self.last_seq.max(record.seq);
+        if self.pending.len() >= PENDING_MAX {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what waits, unsynced; rotates first if the current file is
+    /// full and holds nothing uncommitted (a rotated file only ever holds
+    /// committed records).
+    fn write_pending(&mut self) -> Result<(), JournalError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let committed = self.committed.load(std::sync::atomic::Ordering::Acquire);
+        if self.len >= self.limits.file_size() && self.len == committed {
+            self.rotate()?;
+        }
+        let path = self.dir.join(CURRENT);
+        self.file
+            .write_all(&self.pending)
+            .map_err(|e| storage(&path, e))?;
+        self.len += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
     }
 
     /// The current file's committed length, kept up to date by the writer:
@@ -160,24 +190,15 @@ impl HistoryWriter {
     /// Writes and syncs what was added; rotates first if the current file
     /// is full, so a rotated file only ever holds committed records.
     pub fn commit(&mut self) -> Result<(), JournalError> {
-        if self.pending.is_empty() {
+        let committed = self.committed.load(std::sync::atomic::Ordering::Acquire);
+        if self.pending.is_empty() && self.len == committed {
             return Ok(());
         }
-        if self.len >= self.limits.file_size() {
-            self.rotate()?;
-        }
+        self.write_pending()?;
+        // Whatever went in is cut at the next open if this fails (its events
+        // are not durable either: the writer fails the whole group).
         let path = self.dir.join(CURRENT);
-        let r = self
-            .file
-            .write_all(&self.pending)
-            .and_then(|_| self.file.sync_data());
-        if let Err(e) = r {
-            // Whatever went in is cut at the next open (its events are
-            // not durable either: the writer fails the whole group).
-            return Err(storage(&path, e));
-        }
-        self.len += self.pending.len() as u64;
-        self.pending.clear();
+        self.file.sync_data().map_err(|e| storage(&path, e))?;
         self.committed
             .store(self.len, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -199,6 +220,8 @@ impl HistoryWriter {
             .open(&current)
             .map_err(|e| storage(&current, e))?;
         self.len = 0;
+        self.committed
+            .store(0, std::sync::atomic::Ordering::Release);
         sync_dir(&self.dir)?;
         self.retain()
     }
@@ -308,6 +331,52 @@ fn rotated_files(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
     Ok(out)
 }
 
+/// A file of the store as a reader lists it: the current one is opened
+/// while listing, so that a rotation meanwhile (a rename) cannot hide it.
+struct Listed {
+    path: PathBuf,
+    file: Option<File>,
+    current: bool,
+}
+
+/// The store's files, oldest first, the current one last and already open.
+/// The current file is opened *before* the rotated ones are listed: if it
+/// is rotated in between, it shows in the list too, and that entry (the
+/// same inode) is dropped, so each record is read once.
+fn listing(dir: &Path) -> Result<Vec<Listed>, JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let current_path = dir.join(CURRENT);
+    let current = match File::open(&current_path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(storage(&current_path, e)),
+    };
+    let current_ino = match &current {
+        Some(f) => Some(f.metadata().map_err(|e| storage(&current_path, e))?.ino()),
+        None => None,
+    };
+    let mut out: Vec<Listed> = Vec::new();
+    for path in rotated_files(dir)? {
+        let same = current_ino.is_some()
+            && std::fs::metadata(&path).is_ok_and(|m| Some(m.ino()) == current_ino);
+        if !same {
+            out.push(Listed {
+                path,
+                file: None,
+                current: false,
+            });
+        }
+    }
+    if let Some(f) = current {
+        out.push(Listed {
+            path: current_path,
+            file: Some(f),
+            current: true,
+        });
+    }
+    Ok(out)
+}
+
 /// The files of the store, oldest first (the current one last).
 pub fn files(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
     let mut out = rotated_files(dir)?;
@@ -409,7 +478,7 @@ impl ReadBound {
 
 /// Records newest first, across the current file and its rotations.
 pub struct Backwards {
-    files: Vec<PathBuf>,
+    files: Vec<Listed>,
     bound: ReadBound,
     cur: Option<BackFile>,
 }
@@ -426,17 +495,22 @@ struct BackFile {
 impl Backwards {
     pub fn open(dir: &Path, bound: ReadBound) -> Result<Backwards, JournalError> {
         Ok(Backwards {
-            files: files(dir)?,
+            files: listing(dir)?,
             bound,
             cur: None,
         })
     }
 
     fn next_file(&mut self) -> Result<bool, JournalError> {
-        let Some(path) = self.files.pop() else {
+        let Some(listed) = self.files.pop() else {
             return Ok(false);
         };
-        let mut file = match File::open(&path) {
+        let (path, is_current) = (listed.path, listed.current);
+        let opened = match listed.file {
+            Some(f) => Ok(f),
+            None => File::open(&path),
+        };
+        let mut file = match opened {
             Ok(f) => f,
             // Deleted by retention since it was listed: older files go too.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -445,7 +519,6 @@ impl Backwards {
             }
             Err(e) => return Err(storage(&path, e)),
         };
-        let is_current = path.file_name().is_some_and(|n| n == CURRENT);
         let len = file.metadata().map_err(|e| storage(&path, e))?.len();
         let end = match (is_current, self.bound.current_len) {
             // The writer's committed length ends on a record, unless the
@@ -546,15 +619,16 @@ impl Iterator for Backwards {
 
 /// Records oldest first.
 pub struct Forwards {
-    files: std::vec::IntoIter<PathBuf>,
+    files: std::vec::IntoIter<Listed>,
     bound: ReadBound,
-    cur: Option<(PathBuf, std::io::BufReader<File>, u64)>,
+    /// The file being read, whether it is the current one, what is left.
+    cur: Option<(PathBuf, bool, std::io::BufReader<File>, u64)>,
 }
 
 impl Forwards {
     pub fn open(dir: &Path, bound: ReadBound) -> Result<Forwards, JournalError> {
         Ok(Forwards {
-            files: files(dir)?.into_iter(),
+            files: listing(dir)?.into_iter(),
             bound,
             cur: None,
         })
@@ -567,14 +641,18 @@ impl Iterator for Forwards {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if self.cur.is_none() {
-                let path = self.files.next()?;
-                let file = match File::open(&path) {
+                let listed = self.files.next()?;
+                let (path, is_current) = (listed.path, listed.current);
+                let opened = match listed.file {
+                    Some(f) => Ok(f),
+                    None => File::open(&path),
+                };
+                let file = match opened {
                     Ok(f) => f,
                     // Deleted by retention since it was listed.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Some(Err(storage(&path, e))),
                 };
-                let is_current = path.file_name().is_some_and(|n| n == CURRENT);
                 let len = match file.metadata() {
                     Ok(m) => m.len(),
                     Err(e) => return Some(Err(storage(&path, e))),
@@ -583,10 +661,15 @@ impl Iterator for Forwards {
                     (true, Some(n)) => n.min(len),
                     _ => len,
                 };
-                self.cur = Some((path, std::io::BufReader::with_capacity(1 << 20, file), left));
+                self.cur = Some((
+                    path,
+                    is_current,
+                    std::io::BufReader::with_capacity(1 << 20, file),
+                    left,
+                ));
             }
-            let (path, r, left) = self.cur.as_mut().expect("just opened");
-            let is_current = path.file_name().is_some_and(|n| n == CURRENT);
+            let (path, is_current, r, left) = self.cur.as_mut().expect("just opened");
+            let is_current = *is_current;
             match read_frame_forward(r, *left) {
                 Ok(Some((rec, n))) => {
                     *left -= n;
@@ -596,8 +679,10 @@ impl Iterator for Forwards {
                     return Some(Ok(rec));
                 }
                 Ok(None) => self.cur = None,
-                // The current file's end may be a record being written.
-                Err(_) if is_current && self.bound.current_len.is_none() => self.cur = None,
+                // The current file's end may be a record being written (or,
+                // rotated since the bound was read, a shorter new file):
+                // nothing committed within the bound is there.
+                Err(_) if is_current => self.cur = None,
                 Err(e) => {
                     let path = path.clone();
                     self.cur = None;
@@ -654,7 +739,7 @@ mod tests {
         };
         let mut w = HistoryWriter::open(dir.path(), u64::MAX, limits).unwrap();
         for p in 0..3000u32 {
-            w.add(&rec(1, p, u64::from(p) + 1));
+            w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
             if p % 100 == 99 {
                 w.commit().unwrap();
             }
@@ -685,7 +770,7 @@ mod tests {
         };
         let mut w = HistoryWriter::open(dir.path(), u64::MAX, limits).unwrap();
         for p in 0..5000u32 {
-            w.add(&rec(1, p, u64::from(p) + 1));
+            w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
             if p % 50 == 49 {
                 w.commit().unwrap();
             }
@@ -712,7 +797,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = HistoryWriter::open(dir.path(), u64::MAX, HistoryLimits::default()).unwrap();
         for p in 0..10u32 {
-            w.add(&rec(1, p, u64::from(p) + 1));
+            w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
         }
         w.commit().unwrap();
         drop(w);
@@ -736,7 +821,7 @@ mod tests {
             ids(Backwards::open(dir.path(), ReadBound::everything()).unwrap()),
             [6, 5, 4, 3, 2, 1, 0]
         );
-        w.add(&rec(2, 0, 8));
+        w.add(&rec(2, 0, 8)).unwrap();
         w.commit().unwrap();
         let fwd: Vec<_> = Forwards::open(dir.path(), ReadBound::everything())
             .unwrap()
@@ -762,7 +847,7 @@ mod tests {
         };
         let mut w = HistoryWriter::open(dir.path(), u64::MAX, limits).unwrap();
         for p in 0..600u32 {
-            w.add(&rec(1, p, u64::from(p) + 1));
+            w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
             w.commit().unwrap();
         }
         let rotated = rotated_files(dir.path()).unwrap();
@@ -777,6 +862,36 @@ mod tests {
             .collect();
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].contains(&victim.display().to_string()), "{errs:?}");
+    }
+
+    #[test]
+    fn a_reader_listed_before_a_rotation_reads_every_record_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = HistoryLimits {
+            max_size: 40 * (64 << 10),
+            rotations: 39,
+            max_age: None,
+        };
+        let mut w = HistoryWriter::open(dir.path(), u64::MAX, limits).unwrap();
+        let mut p = 0u32;
+        // Fill the current file to its share, committed.
+        while w.len < limits.file_size() {
+            w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
+            w.commit().unwrap();
+            p += 1;
+        }
+        let before = p;
+        let fwd = Forwards::open(dir.path(), ReadBound::everything()).unwrap();
+        let back = Backwards::open(dir.path(), ReadBound::everything()).unwrap();
+        // The next commit rotates: the file the readers hold is renamed.
+        w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
+        w.commit().unwrap();
+        assert!(!rotated_files(dir.path()).unwrap().is_empty());
+        assert_eq!(ids(fwd), (0..before).collect::<Vec<_>>());
+        assert_eq!(ids(back), (0..before).rev().collect::<Vec<_>>());
+        // Listed afresh: the rotated file and the new one, each once.
+        let all = ids(Forwards::open(dir.path(), ReadBound::everything()).unwrap());
+        assert_eq!(all, (0..=before).collect::<Vec<_>>());
     }
 
     #[test]

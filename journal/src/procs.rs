@@ -68,6 +68,23 @@ impl ProcRanges {
         self.ranges.insert(s, e);
     }
 
+    /// Takes `proc` out, splitting its range.
+    pub fn remove(&mut self, proc: u32) {
+        let Some((&start, &end)) = self.ranges.range(..=proc).next_back() else {
+            return;
+        };
+        if proc >= end {
+            return;
+        }
+        self.ranges.remove(&start);
+        if start < proc {
+            self.ranges.insert(start, proc);
+        }
+        if proc + 1 < end {
+            self.ranges.insert(proc + 1, end);
+        }
+    }
+
     /// How many processes the set holds.
     pub fn len(&self) -> u64 {
         self.ranges.iter().map(|(s, e)| u64::from(e - s)).sum()
@@ -109,6 +126,14 @@ mod tests {
         r.insert_range(19, 31);
         assert_eq!((r.len(), r.fragments()), (40, 1));
         assert!(r.contains(39) && !r.contains(40));
+        r.remove(20);
+        assert!(!r.contains(20) && r.contains(19) && r.contains(21));
+        assert_eq!((r.len(), r.fragments()), (39, 2));
+        r.remove(0);
+        r.remove(39);
+        r.remove(50);
+        assert_eq!((r.len(), r.fragments()), (37, 2));
+        assert!(!r.contains(0) && r.contains(1) && !r.contains(39));
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Store {
 /// orphaned jobs have already had, across restarts, to reclaim them.
 const RECLAIM_SPENT: &[u8] = b"reclaim_spent_ms";
 
+/// Keys in `meta`: `wrapper:<hash>`, the job wrappers this master has used.
+const WRAPPER_PREFIX: &str = "wrapper:";
+
 impl Store {
     /// Opens a journal that must already be there (post-mortems, replays,
     /// the sim's checks): a wrong path is [`JournalError::Missing`], never a
@@ -502,6 +505,29 @@ impl Store {
             None => self.meta.remove(RECLAIM_SPENT)?,
         };
         Ok(())
+    }
+
+    /// Notes that `hash` was this journal's master's job wrapper (durable
+    /// with the next flush). Jobs dispatched wrapped may run for days and
+    /// fail over to foremen that fetch the wrapper by hash, and no event
+    /// names it; so a wrapper, once used, is never collected (a site has a
+    /// handful).
+    pub fn note_wrapper(&self, hash: &str) -> Result<(), JournalError> {
+        self.meta
+            .insert(format!("{WRAPPER_PREFIX}{hash}").as_bytes(), &[][..])?;
+        Ok(())
+    }
+
+    /// Every job wrapper noted by [`Store::note_wrapper`].
+    pub fn noted_wrappers(&self) -> Result<Vec<String>, JournalError> {
+        self.meta
+            .scan_prefix(WRAPPER_PREFIX.as_bytes())
+            .keys()
+            .map(|k| {
+                let k = k?;
+                Ok(String::from_utf8_lossy(&k[WRAPPER_PREFIX.len()..]).into_owned())
+            })
+            .collect()
     }
 
     /// Keeps a result for the master (durable with the next flush).

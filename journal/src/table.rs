@@ -26,8 +26,8 @@
 //! A foreman's clusters (adopted from its master) stay, spec and `gone`
 //! ranges, once empty: its master sends a cluster's spec only with the
 //! first job on a connection, and a worker that failed over with an
-//! attempt the foreman already finished must find it finished, not adopt it
-//! again.
+//! attempt the foreman already finished must find it finished (`has_left`),
+//! not adopt it again. A newer attempt from the master itself is adopted.
 
 use crate::counts::Counts;
 use crate::departure::{Departed, Departure};
@@ -622,13 +622,15 @@ impl Table {
             );
         }
         let c = self.clusters.get_mut(&job.cluster).expect("present");
-        // A job that finished here never runs again, whatever attempt comes.
-        if !c.adopted
-            || c.gone.contains(job.proc)
-            || c.jobs.get(&job.proc).is_some_and(|j| j.pinned >= attempt)
-        {
+        if !c.adopted || c.jobs.get(&job.proc).is_some_and(|j| j.pinned >= attempt) {
             return false;
         }
+        // A job that finished here and comes again: its master requeued it
+        // (this foreman was cut off past its lease) and dispatched a newer
+        // attempt, which must run. (A master never hands out an attempt
+        // twice, and a worker failing over with an attempt this foreman
+        // finished is refused before any adoption: `has_left`.)
+        c.gone.remove(job.proc);
         self.adopts = true;
         if let std::collections::btree_map::Entry::Vacant(slot) = c.jobs.entry(job.proc) {
             slot.insert(Job {
@@ -2402,7 +2404,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn gone_a_foreman_never_adopts_a_finished_job_again() {
+    fn gone_a_foreman_keeps_finished_jobs_out_until_its_master_sends_a_newer_attempt() {
         let mut t = Table::new();
         let adopt = |t: &mut Table, proc, attempt| {
             apply(
@@ -2421,15 +2423,20 @@ pub(crate) mod tests {
         assert!(t.has_left(JobId::new(4, 0)) && t.job(JobId::new(4, 0)).is_none());
         // The cluster (its spec) stays for the master's next jobs.
         assert!(t.cluster(ClusterId(4)).is_some());
-        let before = t.clone();
-        adopt(&mut t, 0, 2);
-        adopt(&mut t, 0, 3);
-        assert_eq!(t, before);
         assert!(t.pick_idle(plenty(), 10).is_empty());
         // An unknown cluster on a foreman is one it never had, not one gone.
         assert!(!t.has_left(JobId::new(2, 0)));
         adopt(&mut t, 1, 1);
         assert_eq!(procs(&t.pick_idle(plenty(), 10)), [1]);
+        // The master requeued 4.0 (this foreman was away past its lease)
+        // and sends attempt 3: it runs, pinned to it.
+        adopt(&mut t, 0, 3);
+        assert!(!t.has_left(JobId::new(4, 0)));
+        let r = t.job(JobId::new(4, 0)).unwrap();
+        assert_eq!((r.job.state.clone(), r.job.pinned), (JobState::Idle, 3));
+        assert_eq!(procs(&t.pick_idle(plenty(), 10)), [0, 1]);
+        let back = crate::snapshot::decode(&crate::snapshot::encode(&t)).unwrap();
+        assert_eq!(back, t);
     }
 
     fn run_to_end_pinned(t: &mut Table, job: JobId, attempt: u32) {

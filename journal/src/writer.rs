@@ -255,6 +255,28 @@ fn run(
         let mut results = Vec::with_capacity(ops.len());
         let mut gc_counts: Vec<usize> = Vec::new();
         let mut write = || -> Result<(), JournalError> {
+            // History first, before anything goes into sled: sled may write
+            // its buffers to its log before `flush`, and those survive a
+            // SIGKILL. A record may outlive its events (it is cut at the
+            // next open), never the reverse. Each record carries the
+            // sequence of its append's last event.
+            if let Some(h) = history.as_mut() {
+                let mut seq = next_seq;
+                for op in &ops {
+                    if let Op::Append {
+                        events, departures, ..
+                    } = op
+                    {
+                        seq += events.len() as u64;
+                        for d in departures {
+                            for rec in d.records(seq - 1) {
+                                h.add(&rec)?;
+                            }
+                        }
+                    }
+                }
+                h.commit()?;
+            }
             // Events of this group not yet stored: they become one segment.
             let mut pending: Vec<&Event> = Vec::new();
             let mut first = next_seq;
@@ -270,12 +292,7 @@ fn run(
                 };
             for op in &ops {
                 match op {
-                    Op::Append {
-                        events,
-                        blobs,
-                        departures,
-                        ..
-                    } => {
+                    Op::Append { events, blobs, .. } => {
                         for (hash, bytes) in blobs {
                             if let Some(r) = gc_recent.as_mut() {
                                 r.insert(hash.clone());
@@ -284,16 +301,6 @@ fn run(
                         }
                         pending.extend(events.iter());
                         next_seq += events.len() as u64;
-                        // Each record carries the sequence of the append's
-                        // last event: at open, records past the durable
-                        // journal are cut off.
-                        if let Some(h) = history.as_mut() {
-                            for d in departures {
-                                for rec in d.records(next_seq - 1) {
-                                    h.add(&rec);
-                                }
-                            }
-                        }
                     }
                     Op::AttachHistory(_) => {}
                     Op::BlobGcStart => gc_recent = Some(Default::default()),
@@ -326,11 +333,6 @@ fn run(
                 results.push(next_seq - 1);
             }
             store_segment(&mut pending, first)?;
-            // History first: a record may outlive its events in a crash (it
-            // is cut at the next open), never the other way round.
-            if let Some(h) = history.as_mut() {
-                h.commit()?;
-            }
             store.db.flush()?;
             Ok(())
         };

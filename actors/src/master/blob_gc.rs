@@ -5,7 +5,7 @@
 //! [`BLOB_GC_EVERY`].
 //!
 //! Kept: what the live table names (each cluster's executable and wrapper,
-//! each held job's kept output), this master's own job wrapper, what the
+//! each held job's kept output), every job wrapper this master has used, what the
 //! kept events name, and anything appended after the collection began.
 //! Only the site's master collects: a foreman's blobs come and go with its
 //! master's jobs, and its adoptions reuse blobs without appending them.
@@ -22,7 +22,7 @@ pub(crate) const BLOB_GC_EVERY: Duration = Duration::from_secs(600);
 
 impl Master {
     /// What the live table (and this master) still needs.
-    fn blobs_in_use(&self) -> BTreeSet<String> {
+    fn blobs_in_use(&self) -> Result<BTreeSet<String>, pilotq_journal::JournalError> {
         let mut keep = BTreeSet::new();
         for (_, c) in self.table.clusters() {
             keep.insert(c.spec.executable.clone());
@@ -35,7 +35,10 @@ impl Master {
             }
         }
         keep.extend(self.wrapper.as_ref().map(|(h, _)| h.clone()));
-        keep
+        // Every wrapper this master ever used: jobs dispatched with an old
+        // one may still be out, and no event names it.
+        keep.extend(self.store.noted_wrappers()?);
+        Ok(keep)
     }
 
     pub(crate) fn collect_blobs(&mut self, ctx: &mut Context<Self>) {
@@ -51,7 +54,15 @@ impl Master {
         // after this appends its blob after the start, and the writer keeps
         // it whatever `keep` says.
         self.writer.blob_gc_start();
-        let mut keep = self.blobs_in_use();
+        let mut keep = match self.blobs_in_use() {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!("blob collection skipped: cannot read the job wrappers noted in the journal: {e}");
+                // The writer's collection state is reset by the next start.
+                self.collecting_blobs = false;
+                return;
+            }
+        };
         let store = self.store.clone();
         let scan = tokio::task::spawn_blocking(move || blob_gc::referenced_by_journal(&store));
         ctx.spawn(scan.into_actor(self).map(move |r, act, ctx| {

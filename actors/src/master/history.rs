@@ -85,18 +85,32 @@ impl Master {
             let spawned = std::thread::Builder::new()
                 .name("pilotq-history".into())
                 .spawn({
-                    let readers = readers.clone();
+                    let slot = ReaderSlot(readers.clone());
                     move || {
+                        let _slot = slot;
                         send_history(&dir, bound, &selectors, forwards, &ob);
-                        readers.fetch_sub(1, Ordering::AcqRel);
                     }
                 });
-            if spawned.is_err() {
-                readers.fetch_sub(1, Ordering::AcqRel);
-            }
+            // A thread that never started dropped its slot with its closure.
+            drop(spawned);
         }));
     }
 }
+
+/// One of the [`MAX_READERS`] slots, given back however the reader ends.
+struct ReaderSlot(Arc<AtomicUsize>);
+
+impl Drop for ReaderSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Records read between looks at whether the client is still there.
+const CHECK_EVERY: usize = 1024;
+/// A chunk with something in it goes out after this long, full or not: a
+/// client asking for a few jobs hears of them while the scan goes on.
+const CHUNK_WAIT: Duration = Duration::from_millis(200);
 
 /// Reads and sends the answer; runs on its own thread.
 fn send_history(
@@ -126,14 +140,38 @@ fn send_history(
                 Selector::Job(j) => v.id == *j,
             })
     };
+    // Only job ids asked for: each has one record, so the scan ends once
+    // all are found.
+    let mut jobs_left: Option<std::collections::HashSet<pilotq_wire::JobId>> = selectors
+        .iter()
+        .map(|s| match s {
+            Selector::Job(j) => Some(*j),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .filter(|set: &std::collections::HashSet<_>| !set.is_empty());
     let mut chunk = Vec::with_capacity(CHUNK);
-    for rec in records {
+    let mut last_sent = Instant::now();
+    for (n, rec) in records.enumerate() {
         match rec {
-            Ok(v) if wanted(&v) => chunk.push(v),
+            Ok(v) if wanted(&v) => {
+                if let Some(left) = &mut jobs_left {
+                    left.remove(&v.id);
+                }
+                chunk.push(v);
+            }
             Ok(_) => {}
             Err(e) => return refuse(ob, e),
         }
-        if chunk.len() == CHUNK {
+        if jobs_left.as_ref().is_some_and(|l| l.is_empty()) {
+            break;
+        }
+        if n % CHECK_EVERY == 0 && ob.is_closed() {
+            return;
+        }
+        let due = !chunk.is_empty() && last_sent.elapsed() >= CHUNK_WAIT;
+        if chunk.len() == CHUNK || (due && ob.pending() == 0) {
+            last_sent = Instant::now();
             if !wait_for_reader(ob) {
                 return;
             }

@@ -437,6 +437,13 @@ impl Master {
             }
             _ => vec![],
         };
+        // Never collected (see `Store::note_wrapper`); durable with the
+        // start marker's flush.
+        if let Some((hash, _)) = &self.wrapper {
+            if let Err(e) = self.store.note_wrapper(hash) {
+                tracing::warn!("cannot note the job wrapper in the journal: {e}");
+            }
+        }
         self.commit(
             vec![Event::MasterStarted {
                 name,
