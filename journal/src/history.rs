@@ -396,8 +396,8 @@ fn durable_prefix(file: &mut File, durable_seq: u64) -> std::io::Result<(u64, u6
     let mut pos = 0u64;
     let mut last = 0u64;
     loop {
-        match read_frame_forward(&mut r, len - pos) {
-            Ok(Some((rec, n))) if rec.seq <= durable_seq => {
+        match read_frame_forward(&mut r, len - pos, None) {
+            Ok(Some((Some(rec), n))) if rec.seq <= durable_seq => {
                 pos += n;
                 last = last.max(rec.seq);
             }
@@ -408,7 +408,11 @@ fn durable_prefix(file: &mut File, durable_seq: u64) -> std::io::Result<(u64, u6
 
 /// Reads one frame; `None` at a clean end. An error for a torn or corrupt
 /// frame.
-fn read_frame_forward(r: &mut impl Read, left: u64) -> Result<Option<(JobView, u64)>, String> {
+fn read_frame_forward(
+    r: &mut impl Read,
+    left: u64,
+    want: Option<&Want>,
+) -> Result<Option<(Option<JobView>, u64)>, String> {
     if left == 0 {
         return Ok(None);
     }
@@ -429,8 +433,29 @@ fn read_frame_forward(r: &mut impl Read, left: u64) -> Result<Option<(JobView, u
     if len2 != n || crc != crc32fast::hash(body) {
         return Err("record checksum or length does not match".into());
     }
-    let rec: JobView = rmp_serde::from_slice(body).map_err(|e| e.to_string())?;
-    Ok(Some((rec, u64::from(n) + FRAME)))
+    Ok(Some((decode_body(body, want)?, u64::from(n) + FRAME)))
+}
+
+/// Which jobs a reader wants, by id: the others are skipped after decoding
+/// only their id (`condor_history 8.319` scans every record).
+pub type Want = std::sync::Arc<dyn Fn(pilotq_wire::JobId) -> bool + Send + Sync>;
+
+/// A record's body, or `None` when `want` says to skip it.
+fn decode_body(body: &[u8], want: Option<&Want>) -> Result<Option<JobView>, String> {
+    if let Some(want) = want {
+        /// Just the id: the rest of the map is skipped, nothing allocated.
+        #[derive(serde::Deserialize)]
+        struct IdOnly {
+            id: pilotq_wire::JobId,
+        }
+        let peek: IdOnly = rmp_serde::from_slice(body).map_err(|e| e.to_string())?;
+        if !want(peek.id) {
+            return Ok(None);
+        }
+    }
+    rmp_serde::from_slice(body)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Whether the file's first `end` bytes end with a whole record (its two
@@ -480,6 +505,7 @@ impl ReadBound {
 pub struct Backwards {
     files: Vec<Listed>,
     bound: ReadBound,
+    want: Option<Want>,
     cur: Option<BackFile>,
 }
 
@@ -497,8 +523,15 @@ impl Backwards {
         Ok(Backwards {
             files: listing(dir)?,
             bound,
+            want: None,
             cur: None,
         })
+    }
+
+    /// Only records of jobs `want` names.
+    pub fn only(mut self, want: Want) -> Backwards {
+        self.want = Some(want);
+        self
     }
 
     fn next_file(&mut self) -> Result<bool, JournalError> {
@@ -559,7 +592,8 @@ impl BackFile {
         Ok(())
     }
 
-    fn prev(&mut self) -> Result<Option<JobView>, String> {
+    /// The record before the cursor: `Some(None)` when `want` skips it.
+    fn prev(&mut self, want: Option<&Want>) -> Result<Option<Option<JobView>>, String> {
         if self.cursor == 0 {
             return Ok(None);
         }
@@ -581,7 +615,7 @@ impl BackFile {
         if at(&self.buf, start) != n || crc32fast::hash(body) != crc {
             return Err(format!("corrupt record before offset {}", self.cursor));
         }
-        let rec: JobView = rmp_serde::from_slice(body).map_err(|e| e.to_string())?;
+        let rec = decode_body(body, want)?;
         self.cursor -= u64::from(n) + FRAME;
         // Keep the buffer from growing without end.
         self.buf.truncate(start);
@@ -602,9 +636,10 @@ impl Iterator for Backwards {
                 }
             }
             let f = self.cur.as_mut().expect("just opened");
-            match f.prev() {
-                Ok(Some(rec)) if rec.seq > self.bound.max_seq => continue,
-                Ok(Some(rec)) => return Some(Ok(rec)),
+            match f.prev(self.want.as_ref()) {
+                Ok(Some(None)) => continue,
+                Ok(Some(Some(rec))) if rec.seq > self.bound.max_seq => continue,
+                Ok(Some(Some(rec))) => return Some(Ok(rec)),
                 Ok(None) => self.cur = None,
                 Err(e) => {
                     let path = f.path.clone();
@@ -621,6 +656,7 @@ impl Iterator for Backwards {
 pub struct Forwards {
     files: std::vec::IntoIter<Listed>,
     bound: ReadBound,
+    want: Option<Want>,
     /// The file being read, whether it is the current one, what is left.
     cur: Option<(PathBuf, bool, std::io::BufReader<File>, u64)>,
 }
@@ -630,8 +666,15 @@ impl Forwards {
         Ok(Forwards {
             files: listing(dir)?.into_iter(),
             bound,
+            want: None,
             cur: None,
         })
+    }
+
+    /// Only records of jobs `want` names.
+    pub fn only(mut self, want: Want) -> Forwards {
+        self.want = Some(want);
+        self
     }
 }
 
@@ -670,8 +713,9 @@ impl Iterator for Forwards {
             }
             let (path, is_current, r, left) = self.cur.as_mut().expect("just opened");
             let is_current = *is_current;
-            match read_frame_forward(r, *left) {
-                Ok(Some((rec, n))) => {
+            match read_frame_forward(r, *left, self.want.as_ref()) {
+                Ok(Some((None, n))) => *left -= n,
+                Ok(Some((Some(rec), n))) => {
                     *left -= n;
                     if rec.seq > self.bound.max_seq {
                         continue;
@@ -892,6 +936,27 @@ mod tests {
         // Listed afresh: the rotated file and the new one, each once.
         let all = ids(Forwards::open(dir.path(), ReadBound::everything()).unwrap());
         assert_eq!(all, (0..=before).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn only_the_wanted_jobs_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = HistoryWriter::open(dir.path(), u64::MAX, HistoryLimits::default()).unwrap();
+        for p in 0..100u32 {
+            w.add(&rec(1 + u64::from(p % 3), p, u64::from(p) + 1))
+                .unwrap();
+        }
+        w.commit().unwrap();
+        let want: Want = std::sync::Arc::new(|id: JobId| id.cluster.0 == 2 && id.proc < 50);
+        let back = ids(Backwards::open(dir.path(), ReadBound::everything())
+            .unwrap()
+            .only(want.clone()));
+        let expect: Vec<u32> = (0..50).filter(|p| p % 3 == 1).collect();
+        assert_eq!(back, expect.iter().rev().copied().collect::<Vec<_>>());
+        let fwd = ids(Forwards::open(dir.path(), ReadBound::everything())
+            .unwrap()
+            .only(want));
+        assert_eq!(fwd, expect);
     }
 
     #[test]

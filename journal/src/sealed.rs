@@ -408,12 +408,8 @@ impl FileEvents {
                 ),
             ));
         }
-        let envs: Vec<Envelope> = rmp_serde::from_slice(&body).map_err(|e| {
-            corrupt(
-                &file,
-                format!("its events do not decode: {e}"),
-            )
-        })?;
+        let envs: Vec<Envelope> = rmp_serde::from_slice(&body)
+            .map_err(|e| corrupt(&file, format!("its events do not decode: {e}")))?;
         if envs.len() as u64 != header.count {
             return Err(corrupt(
                 &file,
@@ -430,7 +426,6 @@ impl FileEvents {
         })
     }
 }
-
 
 fn check_version(seq: u64, env: Envelope) -> Result<Envelope, JournalError> {
     if env.v > crate::FORMAT_VERSION {

@@ -120,26 +120,38 @@ fn send_history(
     forwards: bool,
     ob: &Outbox<FromMaster>,
 ) {
+    let picks = selectors.to_vec();
+    let wanted_id = move |id: pilotq_wire::JobId| {
+        picks.is_empty()
+            || picks.iter().any(|s| match s {
+                Selector::All => true,
+                Selector::Cluster(c) => id.cluster == *c,
+                Selector::Job(j) => id == *j,
+            })
+    };
+    // With selectors, records of other jobs are skipped by their id alone.
+    let want: Option<history::Want> = (!selectors.is_empty()
+        && !selectors.contains(&Selector::All))
+    .then(|| std::sync::Arc::new(wanted_id.clone()) as history::Want);
     let records: Box<dyn Iterator<Item = Result<JobView, pilotq_journal::JournalError>>> =
         if forwards {
             match Forwards::open(dir, bound) {
-                Ok(f) => Box::new(f),
+                Ok(f) => Box::new(match want {
+                    Some(w) => f.only(w),
+                    None => f,
+                }),
                 Err(e) => return refuse(ob, e),
             }
         } else {
             match Backwards::open(dir, bound) {
-                Ok(b) => Box::new(b),
+                Ok(b) => Box::new(match want {
+                    Some(w) => b.only(w),
+                    None => b,
+                }),
                 Err(e) => return refuse(ob, e),
             }
         };
-    let wanted = |v: &JobView| {
-        selectors.is_empty()
-            || selectors.iter().any(|s| match s {
-                Selector::All => true,
-                Selector::Cluster(c) => v.id.cluster == *c,
-                Selector::Job(j) => v.id == *j,
-            })
-    };
+    let wanted = |v: &JobView| wanted_id(v.id);
     // Only job ids asked for: each has one record, so the scan ends once
     // all are found.
     let mut jobs_left: Option<std::collections::HashSet<pilotq_wire::JobId>> = selectors
