@@ -29,11 +29,17 @@ while kill -0 "$SIM" 2>/dev/null; do
     MPID=$(pgrep -f -- "pilotq master .*--journal $J" | head -1 || true)
     if [ -n "$MPID" ] && [ -r "/proc/$MPID/status" ]; then
         rss=$(awk '/VmRSS/{print $2}' "/proc/$MPID/status" 2>/dev/null || echo 0)
+        pw=$(tr '\0' '\n' <"/proc/$MPID/cmdline" | sed -n '/^--password-file$/{n;p}')
         addr=$(sed -n 's/.*master listening on \([^,]*\),.*/\1/p' "$OUT/sim.log" | tail -1)
-        done_=$("$BIN" status --json --master "$addr" 2>/dev/null |
+        done_=$("$BIN" status --json --master "$addr"  --password-file "$pw" 2>/dev/null |
             python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["completed"]+s["history_completed"])' 2>/dev/null || echo -)
         live=$(du -sb --exclude=sealed --exclude=history --exclude=pilotq-reserve "$J" 2>/dev/null | cut -f1 || echo 0)
         echo "$(date +%s) $rss $done_ $live $(sizeof "$J/sealed") $(sizeof "$J/history")" >>"$OUT/samples.txt"
+    fi
+    # The sim deletes its scratch (and the master's log) on success: keep
+    # the snapshot lines ("snapshot taken … encode_ms").
+    if [ -n "${pw:-}" ] && [ -f "$(dirname "$pw")/master.log" ]; then
+        grep -h "snapshot taken" "$(dirname "$pw")/master.log" >"$OUT/snapshots.log" 2>/dev/null || true
     fi
     sleep 5
 done
