@@ -104,26 +104,9 @@ impl Client {
     pub async fn query_each(
         &mut self,
         selectors: Vec<Selector>,
-        mut each: impl FnMut(Vec<JobView>) -> ControlFlow<()>,
+        each: impl FnMut(Vec<JobView>) -> ControlFlow<()>,
     ) -> Result<(), ConnectError> {
-        let mut reply = self.call(ToMaster::Query { selectors }).await?;
-        loop {
-            match reply {
-                FromMaster::Jobs { jobs, last } => {
-                    if each(jobs).is_break() {
-                        if !last {
-                            self.abandoned = true;
-                        }
-                        return Ok(());
-                    }
-                    if last {
-                        return Ok(());
-                    }
-                }
-                other => return Err(self.unexpected(other)),
-            }
-            reply = next(&mut self.framed, &self.addr).await?;
-        }
+        self.jobs_each(ToMaster::Query { selectors }, each).await
     }
 
     /// Finished jobs from the master's history store, newest first unless
@@ -138,28 +121,41 @@ impl Client {
         &mut self,
         selectors: Vec<Selector>,
         forwards: bool,
-        mut each: impl FnMut(Vec<JobView>) -> ControlFlow<()>,
+        each: impl FnMut(Vec<JobView>) -> ControlFlow<()>,
     ) -> Result<(), ConnectError> {
-        let mut reply = self
-            .call(ToMaster::History {
+        self.jobs_each(
+            ToMaster::History {
                 selectors,
                 forwards,
-            })
-            .await?;
+            },
+            each,
+        )
+        .await
+    }
+
+    /// Sends `request` and hands each chunk of its answer (`Jobs` or
+    /// `History`) to `each`, until the last or a `Break`.
+    async fn jobs_each(
+        &mut self,
+        request: ToMaster,
+        mut each: impl FnMut(Vec<JobView>) -> ControlFlow<()>,
+    ) -> Result<(), ConnectError> {
+        let history = matches!(request, ToMaster::History { .. });
+        let mut reply = self.call(request).await?;
         loop {
-            match reply {
-                FromMaster::History { jobs, last } => {
-                    if each(jobs).is_break() {
-                        if !last {
-                            self.abandoned = true;
-                        }
-                        return Ok(());
-                    }
-                    if last {
-                        return Ok(());
-                    }
-                }
+            let (jobs, last) = match reply {
+                FromMaster::Jobs { jobs, last } if !history => (jobs, last),
+                FromMaster::History { jobs, last } if history => (jobs, last),
                 other => return Err(self.unexpected(other)),
+            };
+            if each(jobs).is_break() {
+                if !last {
+                    self.abandoned = true;
+                }
+                return Ok(());
+            }
+            if last {
+                return Ok(());
             }
             reply = next(&mut self.framed, &self.addr).await?;
         }

@@ -10,7 +10,7 @@
 //! value, not a million records.
 
 use crate::table::JobState;
-use pilotq_wire::{ClusterId, JobId, JobSpec, JobView, Outcome};
+use pilotq_wire::{ClusterId, JobId, JobSpec, JobView};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,15 +86,7 @@ impl Departure {
         seq: u64,
     ) -> JobView {
         let spec = &self.spec;
-        let (exit_code, signal) = match state {
-            JobState::Completed {
-                outcome: Outcome::Exited { code },
-            } => (Some(*code), None),
-            JobState::Completed {
-                outcome: Outcome::Signalled { signal },
-            } => (None, Some(*signal)),
-            _ => (None, None),
-        };
+        let (exit_code, signal) = state.exit();
         JobView {
             id: JobId {
                 cluster: self.cluster,

@@ -76,6 +76,20 @@ impl JobState {
         }
     }
 
+    /// A completed job's exit code or signal, as `condor_q` and
+    /// `condor_history` show them (`ExitCode`, `ExitSignal`).
+    pub fn exit(&self) -> (Option<i32>, Option<i32>) {
+        match self {
+            JobState::Completed {
+                outcome: Outcome::Exited { code },
+            } => (Some(*code), None),
+            JobState::Completed {
+                outcome: Outcome::Signalled { signal },
+            } => (None, Some(*signal)),
+            _ => (None, None),
+        }
+    }
+
     /// The holder and attempt of a job out on a holder.
     pub fn out_on(&self) -> Option<(&Arc<str>, u32)> {
         match self {

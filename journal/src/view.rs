@@ -2,7 +2,7 @@
 //! id, in cluster and process order.
 
 use crate::table::{Cluster, JobState, Table};
-use pilotq_wire::{ClusterId, JobId, JobView, Outcome, Selector};
+use pilotq_wire::{ClusterId, JobId, JobView, Selector};
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Table {
@@ -79,15 +79,7 @@ impl Table {
 
 fn view_of(c: &Cluster, id: JobId, state: JobState, attempts: u32, entered_at: u64) -> JobView {
     let spec = &c.spec;
-    let (exit_code, signal) = match &state {
-        JobState::Completed {
-            outcome: Outcome::Exited { code },
-        } => (Some(*code), None),
-        JobState::Completed {
-            outcome: Outcome::Signalled { signal },
-        } => (None, Some(*signal)),
-        _ => (None, None),
-    };
+    let (exit_code, signal) = state.exit();
     JobView {
         id,
         status: state.status(),
