@@ -256,7 +256,13 @@ impl Master {
             keep_age: cfg.journal_keep_age,
             keep_bytes: cfg.journal_keep_size,
         };
-        let writer = Writer::start_sealing(r.store.clone(), r.next_seq, 65_536, keep);
+        // A start below the disk floor writes nothing, sealed files
+        // included: that master seals from its next start on.
+        let writer = if paused.is_none() {
+            Writer::start_sealing(r.store.clone(), r.next_seq, 65_536, keep)
+        } else {
+            Writer::start(r.store.clone(), r.next_seq, 65_536)
+        };
         // Jobs that finish leave the table for the history store, written
         // by the journal thread with their events.
         let history_dir = history::dir_of(&cfg.journal);
