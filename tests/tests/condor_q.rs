@@ -37,7 +37,7 @@ fn ids_in(c: &Cluster, status: u64) -> BTreeSet<String> {
 fn the_counting_idiom_counts_idle_and_running_jobs() {
     let (c, cl) = two_running_three_idle();
     let count = |args: &[&str]| c.condor_q_lines(args).len();
-    // REFERENCES.md: condor_q -constraint 'JobStatus == 1' -format '%d\n'
+    // How a site's submit plugin counts idle pilots: condor_q -constraint 'JobStatus == 1' -format '%d\n'
     // ClusterId | wc -l
     let idle = c.condor_q_lines(&[
         "-constraint",

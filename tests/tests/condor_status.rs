@@ -14,7 +14,7 @@ fn schedd_af(c: &Cluster, attrs: &[&str]) -> String {
 #[test]
 fn the_schedd_ad_counts_running_idle_and_held_jobs() {
     let mut c = Cluster::with_master(MasterOpts::default());
-    // REFERENCES.md: condor_status -schedd -af totalRunningJobs totalIdleJobs
+    // How a site's submit plugin reads the schedd: condor_status -schedd -af totalRunningJobs totalIdleJobs
     assert_eq!(
         schedd_af(&c, &["totalRunningJobs", "totalIdleJobs"]),
         "0 0\n"

@@ -1,7 +1,7 @@
 //! Site operations: `pilotq start-workers N`, `stop-workers`,
 //! `count-workers` and `drain`, the Rust successors of alien-workqueue's
 //! shell scripts, with the same environment variables and defaults
-//! (REFERENCES.md).
+//! (the scripts ALICE sites run today).
 //!
 //! `start-workers` leaves, for each worker, a detached *supervisor*
 //! (`pilotq supervise`, hidden) in its own session that runs the worker and

@@ -1,5 +1,5 @@
 //! Where the ops commands' settings come from: a flag, else alien-workqueue's
-//! environment variable, else its default (REFERENCES.md). An empty
+//! environment variable, else its default (as the scripts have them). An empty
 //! variable counts as unset, as `${WQ_X:-default}` does in the scripts.
 //!
 //! | setting | flag | variable | default |
