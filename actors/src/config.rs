@@ -46,6 +46,10 @@ pub struct MasterConfig {
     /// (`master/blob_gc.rs`). The site's master does; a foreman does not
     /// (its adoptions reuse blobs without appending them).
     pub collect_blobs: bool,
+    /// Listen beyond loopback without a shared secret (`--insecure`):
+    /// anyone who reaches the port could submit commands for every worker
+    /// to run. Refused unless asked for, and warned about while it lasts.
+    pub insecure: bool,
 }
 
 impl MasterConfig {
@@ -69,6 +73,7 @@ impl MasterConfig {
             min_free_disk: None,
             history_limits: Default::default(),
             collect_blobs: true,
+            insecure: false,
         }
     }
 }

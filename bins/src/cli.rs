@@ -57,6 +57,9 @@ pub enum Command {
     },
     /// A master, local foremen and workers in one command; Ctrl-C drains and stops them.
     Up(UpArgs),
+    /// Write a fresh random shared secret to PATH (mode 0600), for
+    /// --password-file on the master, its foremen, workers and clients.
+    InitSecret(InitSecretArgs),
     /// Print the shell lines that put pilotq's condor_submit, condor_q,
     /// condor_rm and condor_status first on PATH and point them at the
     /// master: `eval "$(pilotq env)"`.
@@ -167,6 +170,12 @@ pub struct MasterArgs {
     pub history_max_age: Option<std::time::Duration>,
     #[command(flatten)]
     pub secret: SecretOpts,
+    /// Listen beyond loopback without a password file. Anyone who can reach
+    /// the port could then submit jobs that every worker runs: refused
+    /// without this flag, and warned about every 5 minutes with it. Make a
+    /// secret instead: `pilotq init-secret PATH`.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl MasterArgs {
@@ -256,6 +265,16 @@ pub struct ForemanArgs {
     pub journal_keep: JournalKeepOpts,
     #[command(flatten)]
     pub secret: SecretOpts,
+    /// Listen for workers beyond loopback without a password file (see
+    /// `pilotq master --insecure`).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InitSecretArgs {
+    /// Where to write it; an existing file is left alone (refused).
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]

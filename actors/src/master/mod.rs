@@ -234,6 +234,9 @@ impl Master {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Other(e.to_string()))?;
+        if let Some(why) = open_listen_refusal(&addr, cfg.secret.is_some(), cfg.insecure) {
+            return Err(StartError::Other(why));
+        }
         let info = StartInfo {
             addr,
             replayed: r.replayed,
@@ -427,6 +430,35 @@ impl Master {
     }
 }
 
+/// How often an `--insecure` master repeats its warning.
+const INSECURE_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Why a master must not listen on `addr` (bound): beyond loopback without a
+/// shared secret, anyone who reaches the port could submit jobs that every
+/// worker runs, and report results written to the submitters' files. Only
+/// an explicit `--insecure` gets past.
+pub fn open_listen_refusal(
+    addr: &std::net::SocketAddr,
+    has_secret: bool,
+    insecure: bool,
+) -> Option<String> {
+    if has_secret || addr.ip().is_loopback() {
+        return None;
+    }
+    if insecure {
+        tracing::warn!(
+            %addr,
+            "--insecure: listening beyond loopback with no password file; anyone who reaches this port can submit jobs that every worker runs"
+        );
+        return None;
+    }
+    Some(format!(
+        "refusing to listen on {addr} without a shared secret: anyone who could reach it could submit jobs for every worker to run. \
+         Make one with `pilotq init-secret /etc/pilotq/secret` and give it to the master, its workers and its clients with \
+         --password-file (or PILOTQ_PASSWORD_FILE); or listen on 127.0.0.1; or pass --insecure to accept any peer (not for a site)"
+    ))
+}
+
 /// How often the journal's free space is looked at (and failed job event
 /// log appends retried).
 const DISK_TICK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -550,6 +582,15 @@ impl Actor for Master {
         ctx.run_interval(blob_gc::BLOB_GC_EVERY, |act, ctx| act.collect_blobs(ctx));
         if self.cfg.secret.is_none() {
             tracing::warn!("no password file given: this master accepts any peer that connects");
+            if self.cfg.insecure {
+                // Said again while it lasts, so it is never lost in a log.
+                ctx.run_interval(INSECURE_WARN_EVERY, |act, _| {
+                    tracing::warn!(
+                        listen = %act.cfg.listen,
+                        "--insecure: no password file, listening beyond loopback: anyone who reaches this port can submit jobs that every worker runs"
+                    );
+                });
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ pub fn run(a: ForemanArgs) -> Result<i32> {
     let mut cfg = MasterConfig::new(a.listen.clone(), a.journal.clone());
     // Its blobs come with its master's jobs (see `master/blob_gc.rs`).
     cfg.collect_blobs = false;
+    cfg.insecure = a.insecure;
     cfg.secret = secret.clone();
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
     cfg.lease = seconds("lease", a.lease)?;

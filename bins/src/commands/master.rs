@@ -10,6 +10,7 @@ pub fn run(a: MasterArgs) -> Result<i32> {
     crate::logging::init("info");
     let mut cfg = MasterConfig::new(a.listen.clone(), a.journal.clone());
     cfg.history_limits = a.history_limits();
+    cfg.insecure = a.insecure;
     cfg.name = a.name;
     cfg.secret = a.secret.load()?;
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;

@@ -3,6 +3,7 @@
 pub mod env;
 pub mod foreman;
 pub mod history;
+pub mod init_secret;
 pub mod journal;
 pub mod master;
 pub mod ops;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Journal { command } => journal::run(command),
         Command::Up(a) => up::run(a),
         Command::Env(a) => env::run(a),
+        Command::InitSecret(a) => init_secret::run(a),
         Command::StartWorkers(a) => ops::workers::start(a),
         Command::StopWorkers(a) => ops::workers::stop(a),
         Command::CountWorkers(a) => ops::workers::count(a),

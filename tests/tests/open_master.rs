@@ -1,0 +1,134 @@
+//! No accidental open master: beyond loopback, a master (or foreman) without
+//! a shared secret refuses to start, saying how to make one; `--insecure`
+//! is the only way past, and it warns. `pilotq init-secret` makes the secret.
+
+use pilotq_tests::{bin, run_with_timeout, Out};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn pilotq(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("PILOTQ_MASTER")
+        .env_remove("PILOTQ_PASSWORD_FILE")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(dir: &std::path::Path, args: &[&str]) -> Out {
+    run_with_timeout(pilotq(dir, args), Duration::from_secs(30), &args.join(" "))
+}
+
+/// Starts a service, waits for its "listening on" line, and stops it; its
+/// stderr so far.
+fn starts(dir: &std::path::Path, args: &[&str]) -> String {
+    let mut child = pilotq(dir, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pilotq");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        line.contains("listening on"),
+        "`{}` did not start: {line:?}\n{stderr}",
+        args.join(" ")
+    );
+    stderr
+}
+
+#[test]
+fn a_master_beyond_loopback_without_a_secret_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(d, &["master", "--listen", "0.0.0.0:0", "--journal", "j"]);
+    assert!(!out.ok(), "it started:\n{out}");
+    assert!(
+        out.stderr.contains("refusing to listen on 0.0.0.0"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("pilotq init-secret"), "says how: {out}");
+    assert!(!out.stderr.contains("panicked"), "{out}");
+    // The same for a foreman's listener.
+    let out = run(
+        d,
+        &[
+            "foreman",
+            "--listen",
+            "0.0.0.0:0",
+            "--journal",
+            "f",
+            "--master",
+            "127.0.0.1:1",
+        ],
+    );
+    assert!(!out.ok(), "it started:\n{out}");
+    assert!(
+        out.stderr.contains("refusing to listen on 0.0.0.0"),
+        "{out}"
+    );
+
+    // Loopback needs no set-up.
+    starts(d, &["master", "--listen", "127.0.0.1:0", "--journal", "j1"]);
+    // --insecure gets past, loudly.
+    let err = starts(
+        d,
+        &[
+            "master",
+            "--listen",
+            "0.0.0.0:0",
+            "--journal",
+            "j2",
+            "--insecure",
+        ],
+    );
+    assert!(err.contains("--insecure"), "it warns: {err}");
+}
+
+#[test]
+fn init_secret_writes_a_private_secret_a_master_beyond_loopback_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(d, &["init-secret", "secret"]);
+    assert!(out.ok(), "{out}");
+    let path = d.join("secret");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "readable by its owner only");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let hexits = text.trim_end();
+    assert_eq!(hexits.len(), 64, "{text:?}");
+    assert!(hexits.bytes().all(|b| b.is_ascii_hexdigit()), "{text:?}");
+    // Never over an existing secret.
+    let again = run(d, &["init-secret", "secret"]);
+    assert!(
+        !again.ok() && again.stderr.contains("already exists"),
+        "{again}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "left alone");
+    // Two secrets differ.
+    assert!(run(d, &["init-secret", "other"]).ok());
+    assert_ne!(std::fs::read_to_string(d.join("other")).unwrap(), text);
+    // With it, a master listens beyond loopback.
+    starts(
+        d,
+        &[
+            "master",
+            "--listen",
+            "0.0.0.0:0",
+            "--journal",
+            "j",
+            "--password-file",
+            "secret",
+        ],
+    );
+}
