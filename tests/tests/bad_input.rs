@@ -525,3 +525,51 @@ fn before_with(c: &Cluster, cl: u64, before: &[Value]) -> Vec<Value> {
     v.extend(c.q_json_ids(&[&cl.to_string()]));
     v
 }
+
+/// Client requests come from client connections only: a worker or foreman
+/// connection (a pilot on a machine the site may not fully trust) that
+/// submits, removes or reads the queue gets one error, its connection
+/// closed, and nothing of it applied.
+#[test]
+fn a_holder_connection_cannot_submit_remove_or_read_the_queue() {
+    let (c, before) = setup(MasterOpts::default());
+    let (spec, bytes) = raw_spec(&c);
+    let requests = [
+        (
+            "submit",
+            ToMaster::Submit {
+                spec: Box::new(spec),
+                count: 2,
+                executable: bytes,
+            },
+        ),
+        (
+            "remove",
+            ToMaster::Remove {
+                selectors: vec![pilotq_wire::Selector::All],
+            },
+        ),
+        ("query", ToMaster::Query { selectors: vec![] }),
+        ("status", ToMaster::Status),
+    ];
+    for role in [Role::Worker, Role::Foreman] {
+        for (what, req) in &requests {
+            let mut conn = RawConn::connect(&c.addr());
+            conn.send_msg(&hello(pilotq_wire::PROTOCOL_VERSION, role, "pilot-7"))
+                .unwrap();
+            match conn.read_msg(REPLY) {
+                Ok(FromMaster::Welcome(_)) => {}
+                other => panic!("expected Welcome, got {other:?}"),
+            }
+            conn.send_msg(&ToMaster::Proof { proof: None }).unwrap();
+            match conn.read_msg(REPLY) {
+                Ok(FromMaster::Accepted) => {}
+                other => panic!("expected Accepted, got {other:?}"),
+            }
+            conn.send_msg(req).unwrap();
+            let m = expect_refused(&mut conn, &format!("a {role} sending {what}"));
+            assert!(m.contains("may not send"), "{role} {what}: {m:?}");
+        }
+    }
+    still_serving(&c, &before);
+}

@@ -664,27 +664,36 @@ impl Handler<FromSession> for Master {
                     self.on_fetch_blob(outbox, hash)
                 }
             }
+            // Client requests come from client connections only: a worker
+            // or foreman (a pilot on a machine the site may not fully
+            // trust) cannot submit, remove, release or read the queue.
             (
-                _,
+                Role::Client,
                 ToMaster::Submit {
                     spec,
                     count,
                     executable,
                 },
             ) => self.on_submit(ctx, outbox, *spec, count, executable),
-            (_, ToMaster::Query { selectors }) => self.on_query(ctx, outbox, selectors),
+            (Role::Client, ToMaster::Query { selectors }) => self.on_query(ctx, outbox, selectors),
             (
-                _,
+                Role::Client,
                 ToMaster::History {
                     selectors,
                     forwards,
                 },
             ) => self.on_history(outbox, selectors, forwards),
-            (_, ToMaster::Remove { selectors }) => self.on_remove(outbox, selectors),
-            (_, ToMaster::Status) => self.on_status(outbox),
-            (_, ToMaster::Release { selectors }) => self.on_release(ctx, outbox, selectors),
-            (_, ToMaster::KeptOutput { job, stderr }) => self.on_kept_output(outbox, job, stderr),
-            (_, ToMaster::JournalTail { from }) => self.on_journal_tail(ctx, outbox, from),
+            (Role::Client, ToMaster::Remove { selectors }) => self.on_remove(outbox, selectors),
+            (Role::Client, ToMaster::Status) => self.on_status(outbox),
+            (Role::Client, ToMaster::Release { selectors }) => {
+                self.on_release(ctx, outbox, selectors)
+            }
+            (Role::Client, ToMaster::KeptOutput { job, stderr }) => {
+                self.on_kept_output(outbox, job, stderr)
+            }
+            (Role::Client, ToMaster::JournalTail { from }) => {
+                self.on_journal_tail(ctx, outbox, from)
+            }
             (role, other) => {
                 let what: String = format!("{other:?}").chars().take(40).collect();
                 outbox.deliver(FromMaster::Error {
