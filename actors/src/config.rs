@@ -50,6 +50,20 @@ pub struct MasterConfig {
     /// anyone who reaches the port could submit commands for every worker
     /// to run. Refused unless asked for, and warned about while it lasts.
     pub insecure: bool,
+    /// Role-specific secrets (`--holder-password-file`,
+    /// `--client-password-file`); where one is `None`, `secret` serves.
+    pub holder_secret: Option<Secret>,
+    pub client_secret: Option<Secret>,
+}
+
+impl MasterConfig {
+    /// The secret each role must prove.
+    pub fn role_secrets(&self) -> crate::session::RoleSecrets {
+        crate::session::RoleSecrets {
+            holder: self.holder_secret.clone().or_else(|| self.secret.clone()),
+            client: self.client_secret.clone().or_else(|| self.secret.clone()),
+        }
+    }
 }
 
 impl MasterConfig {
@@ -74,6 +88,8 @@ impl MasterConfig {
             history_limits: Default::default(),
             collect_blobs: true,
             insecure: false,
+            holder_secret: None,
+            client_secret: None,
         }
     }
 }

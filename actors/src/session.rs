@@ -33,7 +33,7 @@ pub struct Session {
     master: Addr<Master>,
     outbox: Outbox<FromMaster>,
     phase: Phase,
-    secret: Option<Secret>,
+    secrets: RoleSecrets,
     /// The reader's frame limit: small until the handshake completes.
     limit: FrameLimit,
     max_frame: usize,
@@ -45,10 +45,42 @@ pub struct Session {
     open_sessions: Arc<AtomicUsize>,
 }
 
+/// The shared secrets a peer must prove it knows, by its role: holders
+/// (workers, foremen) and clients hold different ones, so a pilot's secret
+/// cannot submit and a client's cannot register as a worker. One file may
+/// serve both (`--password-file`).
+#[derive(Clone, Default)]
+pub struct RoleSecrets {
+    pub holder: Option<Secret>,
+    pub client: Option<Secret>,
+}
+
+impl RoleSecrets {
+    /// One secret for every role.
+    pub fn shared(secret: Option<Secret>) -> RoleSecrets {
+        RoleSecrets {
+            holder: secret.clone(),
+            client: secret,
+        }
+    }
+
+    pub fn for_role(&self, role: Role) -> Option<&Secret> {
+        match role {
+            Role::Worker | Role::Foreman => self.holder.as_ref(),
+            Role::Client => self.client.as_ref(),
+        }
+    }
+
+    /// Every role must prove a secret.
+    pub fn all_set(&self) -> bool {
+        self.holder.is_some() && self.client.is_some()
+    }
+}
+
 /// What a session needs from the master's configuration.
 #[derive(Clone)]
 pub struct SessionSettings {
-    pub secret: Option<Secret>,
+    pub secrets: RoleSecrets,
     pub master_name: String,
     pub max_frame: usize,
     pub handshake_timeout: Duration,
@@ -97,7 +129,7 @@ impl Session {
                 master,
                 outbox,
                 phase: Phase::AwaitHello,
-                secret: s.secret,
+                secrets: s.secrets,
                 limit,
                 max_frame: s.max_frame,
                 master_name: s.master_name,
@@ -132,8 +164,8 @@ impl Session {
         }
         let nonce = fresh_nonce();
         let proof = self
-            .secret
-            .as_ref()
+            .secrets
+            .for_role(hello.role)
             .map(|s| s.prove(Prover::Master, &hello, &nonce));
         self.outbox.deliver(FromMaster::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
@@ -152,7 +184,7 @@ impl Session {
         nonce: Vec<u8>,
         proof: Option<Vec<u8>>,
     ) {
-        if let Some(secret) = &self.secret {
+        if let Some(secret) = self.secrets.for_role(hello.role) {
             let ok = proof
                 .as_deref()
                 .is_some_and(|p| secret.verify(Prover::Peer, &hello, &nonce, p));

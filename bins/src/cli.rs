@@ -170,6 +170,15 @@ pub struct MasterArgs {
     pub history_max_age: Option<std::time::Duration>,
     #[command(flatten)]
     pub secret: SecretOpts,
+    /// The secret workers and foremen must prove (instead of
+    /// --password-file's, for them): a pilot's secret then cannot submit.
+    #[arg(long, value_name = "FILE")]
+    pub holder_password_file: Option<PathBuf>,
+    /// The secret clients (condor_submit, condor_q, condor_rm, pilotq …)
+    /// must prove (instead of --password-file's, for them): a client's
+    /// secret then cannot register as a worker.
+    #[arg(long, value_name = "FILE")]
+    pub client_password_file: Option<PathBuf>,
     /// Listen beyond loopback without a password file. Anyone who can reach
     /// the port could then submit jobs that every worker runs: refused
     /// without this flag, and warned about every 5 minutes with it. Make a

@@ -132,3 +132,78 @@ fn init_secret_writes_a_private_secret_a_master_beyond_loopback_accepts() {
         ],
     );
 }
+
+/// Holders and clients prove different secrets: a pilot's (holder) secret
+/// cannot be used to submit or read, a client's cannot register a worker.
+#[test]
+fn holder_and_client_secrets_are_separate_credentials() {
+    use pilotq_tests::{Cluster, MasterOpts, RawConn, COMPLETED};
+    use pilotq_wire::handshake::{fresh_nonce, Prover};
+    use pilotq_wire::{FromMaster, Hello, Role, Secret, ToMaster, PROTOCOL_VERSION};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (holder, client) = (dir.path().join("holder"), dir.path().join("client"));
+    assert!(run(dir.path(), &["init-secret", "holder"]).ok());
+    assert!(run(dir.path(), &["init-secret", "client"]).ok());
+    // Workers get --password-file (the holder secret; the master's
+    // fallback for every role), clients the client secret.
+    let mut c = Cluster::with_master(MasterOpts {
+        password_file: Some(holder.clone()),
+        extra: vec![
+            "--client-password-file".into(),
+            client.display().to_string(),
+        ],
+        ..MasterOpts::default()
+    });
+    c.client_password = Some(client.clone());
+    c.submit(2, &[], &["/bin/true"]);
+    c.add_worker("w1", 1);
+    let jobs = c.wait_all_completed(Duration::from_secs(30));
+    assert!(jobs.iter().all(|j| j.status == COMPLETED));
+
+    // A client proving the holder secret is refused.
+    let out = c.run(&["status", "--password-file", holder.to_str().unwrap()]);
+    assert!(
+        !out.ok(),
+        "a holder secret read the master's status:\n{out}"
+    );
+    assert!(out.stderr.contains("authentication"), "{out}");
+    // A worker proving the client secret is refused.
+    let secret = Secret::from_file(&client).unwrap();
+    let mut conn = RawConn::connect(&c.addr());
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        role: Role::Worker,
+        name: "intruder".into(),
+        nonce: fresh_nonce(),
+    };
+    conn.send_msg(&ToMaster::Hello(hello.clone())).unwrap();
+    let nonce = match conn.read_msg(Duration::from_secs(10)) {
+        Ok(FromMaster::Welcome(w)) => w.nonce,
+        other => panic!("expected Welcome, got {other:?}"),
+    };
+    conn.send_msg(&ToMaster::Proof {
+        proof: Some(secret.prove(Prover::Peer, &hello, &nonce)),
+    })
+    .unwrap();
+    let m = conn
+        .expect_error_and_close(Duration::from_secs(10))
+        .expect("refused");
+    assert!(m.contains("authentication"), "{m:?}");
+    // And the same worker handshake with the holder secret is accepted.
+    let secret = Secret::from_file(&holder).unwrap();
+    let mut conn = RawConn::connect(&c.addr());
+    conn.send_msg(&ToMaster::Hello(hello.clone())).unwrap();
+    let nonce = match conn.read_msg(Duration::from_secs(10)) {
+        Ok(FromMaster::Welcome(w)) => w.nonce,
+        other => panic!("expected Welcome, got {other:?}"),
+    };
+    conn.send_msg(&ToMaster::Proof {
+        proof: Some(secret.prove(Prover::Peer, &hello, &nonce)),
+    })
+    .unwrap();
+    assert!(matches!(
+        conn.read_msg(Duration::from_secs(10)),
+        Ok(FromMaster::Accepted)
+    ));
+}

@@ -234,7 +234,7 @@ impl Master {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Other(e.to_string()))?;
-        if let Some(why) = open_listen_refusal(&addr, cfg.secret.is_some(), cfg.insecure) {
+        if let Some(why) = open_listen_refusal(&addr, cfg.role_secrets().all_set(), cfg.insecure) {
             return Err(StartError::Other(why));
         }
         let info = StartInfo {
@@ -283,7 +283,7 @@ impl Master {
         table.keep_departures();
         let files = JobFiles::start(crate::files::WRITER_THREADS);
         let settings = SessionSettings {
-            secret: cfg.secret.clone(),
+            secrets: cfg.role_secrets(),
             master_name: cfg.name.clone(),
             max_frame: cfg.max_frame,
             handshake_timeout: cfg.handshake_timeout,
@@ -453,7 +453,7 @@ pub fn open_listen_refusal(
         return None;
     }
     Some(format!(
-        "refusing to listen on {addr} without a shared secret: anyone who could reach it could submit jobs for every worker to run. \
+        "refusing to listen on {addr} without a shared secret for every role: anyone who could reach it could submit jobs for every worker to run. \
          Make one with `pilotq init-secret /etc/pilotq/secret` and give it to the master, its workers and its clients with \
          --password-file (or PILOTQ_PASSWORD_FILE); or listen on 127.0.0.1; or pass --insecure to accept any peer (not for a site)"
     ))
@@ -580,8 +580,8 @@ impl Actor for Master {
         ctx.run_interval(DISK_TICK, |act, ctx| act.disk_tick(ctx));
         self.collect_blobs(ctx);
         ctx.run_interval(blob_gc::BLOB_GC_EVERY, |act, ctx| act.collect_blobs(ctx));
-        if self.cfg.secret.is_none() {
-            tracing::warn!("no password file given: this master accepts any peer that connects");
+        if !self.cfg.role_secrets().all_set() {
+            tracing::warn!("no password file given for every role: this master accepts any peer that connects as a role without one");
             if self.cfg.insecure {
                 // Said again while it lasts, so it is never lost in a log.
                 ctx.run_interval(INSECURE_WARN_EVERY, |act, _| {

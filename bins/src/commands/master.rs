@@ -13,6 +13,14 @@ pub fn run(a: MasterArgs) -> Result<i32> {
     cfg.insecure = a.insecure;
     cfg.name = a.name;
     cfg.secret = a.secret.load()?;
+    let load = |p: &Option<std::path::PathBuf>| -> Result<Option<pilotq_wire::Secret>> {
+        match p {
+            None => Ok(None),
+            Some(p) => Ok(Some(pilotq_wire::Secret::from_file(p)?)),
+        }
+    };
+    cfg.holder_secret = load(&a.holder_password_file)?;
+    cfg.client_secret = load(&a.client_password_file)?;
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
     cfg.lease = seconds("lease", a.lease)?;
     cfg.handshake_timeout = seconds("handshake-timeout", a.handshake_timeout)?;
