@@ -54,6 +54,9 @@ pub struct MasterConfig {
     /// `--client-password-file`); where one is `None`, `secret` serves.
     pub holder_secret: Option<Secret>,
     pub client_secret: Option<Secret>,
+    /// Live (not finished) jobs one owner may have; a submission beyond is
+    /// refused. HTCondor's `MAX_JOBS_PER_OWNER`, with its default; 0: none.
+    pub max_jobs_per_owner: u64,
 }
 
 impl MasterConfig {
@@ -90,6 +93,7 @@ impl MasterConfig {
             insecure: false,
             holder_secret: None,
             client_secret: None,
+            max_jobs_per_owner: 100_000,
         }
     }
 }

@@ -53,6 +53,8 @@ fn main() {
     let mut m = Command::new(PILOTQ)
         .args(["master", "--listen", &addr, "--journal"])
         .arg(dir.path().join("journal"))
+        // A 100,000-job cluster plus the single-job submissions after it.
+        .args(["--max-jobs-per-owner", "0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

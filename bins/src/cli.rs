@@ -132,6 +132,11 @@ pub struct MasterArgs {
     /// Largest number of jobs in one submission.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_submit: u32,
+    /// Jobs one owner may have in the queue (not finished); a submission
+    /// beyond is refused, as HTCondor's MAX_JOBS_PER_OWNER. 0: no limit
+    /// (a lazy million-job cluster costs the master almost nothing).
+    #[arg(long, default_value_t = 100_000)]
+    pub max_jobs_per_owner: u64,
     /// Store a snapshot of the table after this many events.
     #[arg(long, default_value_t = 200_000)]
     pub snapshot_every: u64,

@@ -872,6 +872,16 @@ impl Table {
         self.counts
     }
 
+    /// Jobs of `owner` not yet Completed or Removed (for a per-owner limit:
+    /// O(its clusters' records), each lazy cluster O(1) for its fresh jobs).
+    pub fn live_jobs_of(&self, owner: &str) -> u64 {
+        self.clusters
+            .values()
+            .filter(|c| c.spec.owner == owner)
+            .map(Cluster::live)
+            .sum()
+    }
+
     pub fn last_cluster(&self) -> ClusterId {
         ClusterId(self.last_cluster)
     }

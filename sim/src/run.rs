@@ -152,6 +152,9 @@ impl Sim {
             format!("{}", heartbeat.as_secs_f64()),
             "--password-file".into(),
             password.display().to_string(),
+            // The workload is all one owner's, millions of jobs at once.
+            "--max-jobs-per-owner".into(),
+            "0".into(),
         ];
         let master = ServerProc::new(
             "master",

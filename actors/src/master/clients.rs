@@ -113,6 +113,16 @@ impl Master {
         if spec.cmd.is_empty() {
             return refuse("no executable named".into());
         }
+        let limit = self.cfg.max_jobs_per_owner;
+        if limit > 0 {
+            let live = self.table.live_jobs_of(&spec.owner);
+            if live.saturating_add(u64::from(count)) > limit {
+                return refuse(format!(
+                    "submission refused: {} has {live} jobs in the queue, and {count} more would pass this master's limit of {limit} per owner (--max-jobs-per-owner)",
+                    if spec.owner.is_empty() { "this owner" } else { &spec.owner }
+                ));
+            }
+        }
         // Every job asks for at least one core: dispatch relies on it.
         spec.request.cores = spec.request.cores.max(1);
         let Some(next) = self.table.last_cluster().0.checked_add(1) else {
