@@ -163,7 +163,8 @@ impl Client {
 
     /// Removes the selected jobs; returns how many were marked for removal.
     pub async fn remove(&mut self, selectors: Vec<Selector>) -> Result<u64, ConnectError> {
-        match self.call(ToMaster::Remove { selectors }).await? {
+        let owner = Some(current_user());
+        match self.call(ToMaster::Remove { selectors, owner }).await? {
             FromMaster::Removed { jobs } => Ok(jobs),
             other => Err(self.unexpected(other)),
         }
@@ -182,7 +183,8 @@ impl Client {
         &mut self,
         selectors: Vec<Selector>,
     ) -> Result<(u64, Vec<String>), ConnectError> {
-        match self.call(ToMaster::Release { selectors }).await? {
+        let owner = Some(current_user());
+        match self.call(ToMaster::Release { selectors, owner }).await? {
             FromMaster::Released { jobs, problems } => Ok((jobs, problems)),
             other => Err(self.unexpected(other)),
         }
@@ -238,4 +240,20 @@ impl Client {
             what,
         }
     }
+}
+
+/// The Unix user this process runs as (HTCondor's `Owner` of what it
+/// submits, and who asks for removals and releases).
+pub fn current_user() -> String {
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
+    // the name out at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if !pw.is_null() && !(*pw).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }

@@ -57,6 +57,22 @@ pub struct MasterConfig {
     /// Live (not finished) jobs one owner may have; a submission beyond is
     /// refused. HTCondor's `MAX_JOBS_PER_OWNER`, with its default; 0: none.
     pub max_jobs_per_owner: u64,
+    /// Owners whose removals and releases act on every owner's jobs
+    /// (HTCondor's `QUEUE_SUPER_USERS`, default root and condor).
+    pub super_users: Vec<String>,
+}
+
+impl MasterConfig {
+    /// Whose jobs a request by `owner` may act on: `None` for everyone's
+    /// (a super user), else that owner's. A request naming no owner acts
+    /// on no one's.
+    pub fn acts_for(&self, owner: Option<&str>) -> Option<String> {
+        match owner {
+            Some(o) if self.super_users.iter().any(|s| s == o) => None,
+            Some(o) => Some(o.to_string()),
+            None => Some(String::new()),
+        }
+    }
 }
 
 impl MasterConfig {
@@ -94,6 +110,7 @@ impl MasterConfig {
             holder_secret: None,
             client_secret: None,
             max_jobs_per_owner: 100_000,
+            super_users: vec!["root".into(), "condor".into()],
         }
     }
 }

@@ -137,6 +137,10 @@ pub struct MasterArgs {
     /// (a lazy million-job cluster costs the master almost nothing).
     #[arg(long, default_value_t = 100_000)]
     pub max_jobs_per_owner: u64,
+    /// Owners whose rm and release act on every owner's jobs (HTCondor's
+    /// QUEUE_SUPER_USERS); anyone else's act on their own jobs only.
+    #[arg(long, value_delimiter = ',', default_value = "root,condor")]
+    pub super_users: Vec<String>,
     /// Store a snapshot of the table after this many events.
     #[arg(long, default_value_t = 200_000)]
     pub snapshot_every: u64,

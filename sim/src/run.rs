@@ -155,6 +155,9 @@ impl Sim {
             // The workload is all one owner's, millions of jobs at once.
             "--max-jobs-per-owner".into(),
             "0".into(),
+            // Its `--stop-after` removal acts for the site, whoever runs it.
+            "--super-users".into(),
+            pilotq_actors::client::current_user(),
         ];
         let master = ServerProc::new(
             "master",

@@ -247,8 +247,10 @@ fn requests_before_the_handshake_are_refused_and_not_applied() {
         count: 5,
         executable: bytes,
     };
+    // As a super user: accepted, it would remove everything.
     let remove = ToMaster::Remove {
         selectors: vec![Selector::All],
+        owner: Some("root".into()),
     };
     // As the very first frame.
     for msg in [&submit, &remove] {
@@ -547,6 +549,7 @@ fn a_holder_connection_cannot_submit_remove_or_read_the_queue() {
             "remove",
             ToMaster::Remove {
                 selectors: vec![pilotq_wire::Selector::All],
+                owner: Some("root".into()),
             },
         ),
         ("query", ToMaster::Query { selectors: vec![] }),

@@ -29,3 +29,138 @@ fn an_owner_beyond_its_live_job_limit_is_refused_until_its_jobs_finish() {
     c.wait_all_completed(Duration::from_secs(30));
     c.submit(10, &[], &["/bin/true"]);
 }
+
+mod owners {
+    use pilotq_tests::{Cluster, MasterOpts, RawConn};
+    use pilotq_wire::handshake::fresh_nonce;
+    use pilotq_wire::{
+        FromMaster, Hello, JobSpec, Resources, Role, Selector, ToMaster, PROTOCOL_VERSION,
+    };
+    use sha2::{Digest, Sha256};
+    use std::time::Duration;
+
+    const REPLY: Duration = Duration::from_secs(10);
+
+    /// A client connection, handshake done (the master has no secret).
+    fn client(c: &Cluster) -> RawConn {
+        let mut conn = RawConn::connect(&c.addr());
+        conn.send_msg(&ToMaster::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            role: Role::Client,
+            name: "raw-client".into(),
+            nonce: fresh_nonce(),
+        }))
+        .unwrap();
+        assert!(matches!(conn.read_msg(REPLY), Ok(FromMaster::Welcome(_))));
+        conn.send_msg(&ToMaster::Proof { proof: None }).unwrap();
+        assert!(matches!(conn.read_msg(REPLY), Ok(FromMaster::Accepted)));
+        conn
+    }
+
+    fn submit_as(c: &Cluster, owner: &str, count: u32) -> u64 {
+        let bytes = b"#!/bin/sh\ntrue\n".to_vec();
+        let spec = JobSpec {
+            executable: hex::encode(Sha256::digest(&bytes)),
+            cmd: "true.sh".into(),
+            arguments: vec![],
+            environment: Default::default(),
+            output: None,
+            error: None,
+            log: None,
+            request: Resources::new(1, 0, 0),
+            priority: 0,
+            attributes: Default::default(),
+            owner: owner.into(),
+            iwd: "/".into(),
+            tags: vec![],
+            leave_in_queue: false,
+        };
+        let mut conn = client(c);
+        conn.send_msg(&ToMaster::Submit {
+            spec: Box::new(spec),
+            count,
+            executable: bytes,
+        })
+        .unwrap();
+        match conn.read_msg(REPLY) {
+            Ok(FromMaster::Submitted { cluster, .. }) => cluster.0,
+            other => panic!("submission as {owner}: {other:?}"),
+        }
+    }
+
+    fn remove_as(c: &Cluster, owner: &str, selectors: Vec<Selector>) -> u64 {
+        let mut conn = client(c);
+        conn.send_msg(&ToMaster::Remove {
+            selectors,
+            owner: Some(owner.into()),
+        })
+        .unwrap();
+        match conn.read_msg(REPLY) {
+            Ok(FromMaster::Removed { jobs }) => jobs,
+            other => panic!("removal as {owner}: {other:?}"),
+        }
+    }
+
+    fn owners_in_queue(c: &Cluster) -> Vec<(u64, String)> {
+        let mut v: Vec<(u64, String)> = c
+            .q_json()
+            .iter()
+            .filter(|j| j["status"] == 1)
+            .map(|j| {
+                (
+                    j["cluster"].as_u64().unwrap(),
+                    j["owner"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        v.dedup();
+        v
+    }
+
+    /// Another owner's jobs survive `condor_rm -all` from a user who is not
+    /// a super user; a super user's removes everyone's.
+    #[test]
+    fn rm_all_acts_on_the_requesting_owners_jobs_unless_a_super_user() {
+        let c = Cluster::with_master(MasterOpts::default());
+        let alice = submit_as(&c, "alice", 3);
+        let bob = submit_as(&c, "bob", 2);
+        // bob: -all, alice's cluster by id, and one of alice's jobs.
+        assert_eq!(remove_as(&c, "bob", vec![Selector::All]), 2);
+        assert_eq!(
+            remove_as(
+                &c,
+                "bob",
+                vec![Selector::Cluster(pilotq_wire::ClusterId(alice))]
+            ),
+            0
+        );
+        assert_eq!(
+            remove_as(
+                &c,
+                "bob",
+                vec![Selector::Job(pilotq_wire::JobId::new(alice, 1))]
+            ),
+            0
+        );
+        assert_eq!(owners_in_queue(&c), [(alice, "alice".to_string())]);
+        assert!(c
+            .q_json()
+            .iter()
+            .filter(|j| j["cluster"] == bob)
+            .all(|j| j["status"] == 3));
+        // No owner named: nothing.
+        let mut conn = client(&c);
+        conn.send_msg(&ToMaster::Remove {
+            selectors: vec![Selector::All],
+            owner: None,
+        })
+        .unwrap();
+        assert!(matches!(
+            conn.read_msg(REPLY),
+            Ok(FromMaster::Removed { jobs: 0 })
+        ));
+        // A super user (root, by default) removes everyone's.
+        assert_eq!(remove_as(&c, "root", vec![Selector::All]), 3);
+        assert!(owners_in_queue(&c).is_empty());
+    }
+}

@@ -77,6 +77,11 @@ pub enum ToMaster {
     },
     Remove {
         selectors: Vec<Selector>,
+        /// Who asks: only their jobs are removed, unless they are one of
+        /// the master's super users. Over TCP with the client secret the
+        /// claim is trusted, as HTCondor trusts an authenticated CE.
+        #[serde(default)]
+        owner: Option<String>,
     },
     Status,
     /// Held jobs go on: one whose result was kept (its output could not be
@@ -84,6 +89,9 @@ pub enum ToMaster {
     /// Idle again.
     Release {
         selectors: Vec<Selector>,
+        /// As for `Remove`.
+        #[serde(default)]
+        owner: Option<String>,
     },
     /// The stdout (or stderr) kept with a held job whose output could not be
     /// written.

@@ -169,17 +169,25 @@ impl Master {
         });
     }
 
-    pub(crate) fn on_remove(&mut self, ob: Outbox<FromMaster>, selectors: Vec<Selector>) {
-        self.remove_jobs(selectors, move |removed| {
+    pub(crate) fn on_remove(
+        &mut self,
+        ob: Outbox<FromMaster>,
+        selectors: Vec<Selector>,
+        owner: Option<String>,
+    ) {
+        let only = self.cfg.acts_for(owner.as_deref());
+        self.remove_jobs(selectors, only.as_deref(), move |removed| {
             ob.deliver(FromMaster::Removed { jobs: removed });
         });
     }
 
     /// Removes the selected jobs; once durable, their holders are told to
     /// kill them and `then` hears how many were removed.
+    /// `only`: remove only this owner's jobs (`None`: anyone's).
     pub(crate) fn remove_jobs(
         &mut self,
         selectors: Vec<Selector>,
+        only: Option<&str>,
         then: impl FnOnce(u64) + Send + 'static,
     ) {
         let at = now_ms();
@@ -197,6 +205,13 @@ impl Master {
         } else {
             self.table.selected_clusters(&selectors)
         };
+        let owned = |t: &pilotq_journal::Table, c: ClusterId| {
+            only.is_none_or(|o| t.cluster(c).is_some_and(|c| c.spec.owner == o))
+        };
+        let whole: Vec<ClusterId> = whole
+            .into_iter()
+            .filter(|c| owned(&self.table, *c))
+            .collect();
         for cid in &whole {
             let c = self.table.cluster(*cid).expect("selected");
             let live = c.live();
@@ -220,7 +235,7 @@ impl Master {
         }
         for s in &selectors {
             let Selector::Job(id) = s else { continue };
-            if whole.contains(&id.cluster) {
+            if whole.contains(&id.cluster) || !owned(&self.table, id.cluster) {
                 continue;
             }
             let Some(r) = self.table.job(*id) else {

@@ -308,7 +308,7 @@ impl Handler<UpstreamKill> for Master {
             let _ = self.store.drop_forward(k.job, k.attempt);
         }
         if !selectors.is_empty() {
-            self.remove_jobs(selectors, |_| {});
+            self.remove_jobs(selectors, None, |_| {});
         }
     }
 }

@@ -683,10 +683,12 @@ impl Handler<FromSession> for Master {
                     forwards,
                 },
             ) => self.on_history(outbox, selectors, forwards),
-            (Role::Client, ToMaster::Remove { selectors }) => self.on_remove(outbox, selectors),
+            (Role::Client, ToMaster::Remove { selectors, owner }) => {
+                self.on_remove(outbox, selectors, owner)
+            }
             (Role::Client, ToMaster::Status) => self.on_status(outbox),
-            (Role::Client, ToMaster::Release { selectors }) => {
-                self.on_release(ctx, outbox, selectors)
+            (Role::Client, ToMaster::Release { selectors, owner }) => {
+                self.on_release(ctx, outbox, selectors, owner)
             }
             (Role::Client, ToMaster::KeptOutput { job, stderr }) => {
                 self.on_kept_output(outbox, job, stderr)

@@ -368,7 +368,9 @@ impl Master {
         ctx: &mut Context<Self>,
         ob: Outbox<FromMaster>,
         selectors: Vec<Selector>,
+        owner: Option<String>,
     ) {
+        let only = self.cfg.acts_for(owner.as_deref());
         if selectors.is_empty() {
             ob.deliver(FromMaster::Released {
                 jobs: 0,
@@ -384,6 +386,17 @@ impl Master {
             let Some(r) = self.table.job(job) else {
                 continue;
             };
+            let theirs = only.as_deref().is_none_or(|o| {
+                self.table
+                    .cluster(job.cluster)
+                    .is_some_and(|c| c.spec.owner == o)
+            });
+            if !theirs {
+                if selectors.contains(&Selector::Job(job)) {
+                    problems.push(format!("{job}: not yours"));
+                }
+                continue;
+            }
             if r.job.state.status() != JobStatus::Held {
                 if selectors.contains(&Selector::Job(job)) {
                     problems.push(format!("{job}: not held"));

@@ -27,6 +27,7 @@ pub fn run(a: MasterArgs) -> Result<i32> {
     cfg.max_attempts = a.max_attempts.max(1);
     cfg.max_submit = a.max_submit;
     cfg.max_jobs_per_owner = a.max_jobs_per_owner;
+    cfg.super_users = a.super_users;
     cfg.snapshot_every = a.snapshot_every.max(1);
     cfg.max_frame = a.max_frame;
     cfg.job_wrapper = a.job_wrapper;

@@ -91,16 +91,4 @@ pub fn absolute(cwd: &Path, p: &str) -> String {
 }
 
 /// The submitting Unix user (HTCondor's `Owner`).
-pub fn current_user() -> String {
-    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
-    // the name out at once.
-    unsafe {
-        let pw = libc::getpwuid(libc::getuid());
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-}
+pub use pilotq_actors::client::current_user;
