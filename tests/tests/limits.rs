@@ -164,3 +164,56 @@ mod owners {
         assert!(owners_in_queue(&c).is_empty());
     }
 }
+
+/// A Dispatch frame stays under the frame limit even when it carries
+/// executables: three clusters with 400 KB executables of their own go to
+/// one worker whose frames are capped at 1 MiB (together they would not
+/// fit in one frame, which used to break the connection until the jobs
+/// were held). And an executable that can never fit is refused at submit.
+#[test]
+fn executables_are_sent_in_frames_the_worker_can_read() {
+    let c = Cluster::with_master(MasterOpts {
+        max_frame: Some(1 << 20),
+        ..MasterOpts::default()
+    });
+    for i in 0..3 {
+        let exe = c.path(&format!("big{i}.sh"));
+        let padding = format!("# {}\n", "x".repeat(400_000));
+        pilotq_tests::write_executable(&exe, &format!("#!/bin/sh\n{padding}echo big{i}\n"));
+        c.submit(
+            2,
+            &["--output", &format!("out/big{i}.$(Process).out")],
+            &[exe.to_str().unwrap()],
+        );
+    }
+    let mut cmd = c.command();
+    cmd.arg("worker")
+        .args(["--master", &c.addr(), "--cores", "6", "--heartbeat", "1"])
+        .arg("--workdir")
+        .arg(c.path("workers/w1"))
+        .args(["--name", "w1", "--max-frame", "1048576"]);
+    let _w = c.spawn("worker-w1", cmd);
+    let jobs = c.wait_all_completed(Duration::from_secs(60));
+    assert_eq!(jobs.len(), 6);
+    for j in &jobs {
+        assert_eq!((j.exit_code, j.attempts), (Some(0), 1), "{:#}", j.raw);
+    }
+    for i in 0..3 {
+        for p in 0..2 {
+            let out = std::fs::read_to_string(c.path(&format!("out/big{i}.{p}.out"))).unwrap();
+            assert_eq!(out, format!("big{i}\n"));
+        }
+    }
+    // Too big for any frame of this master: refused, with the reason.
+    let huge = c.path("huge.sh");
+    pilotq_tests::write_executable(
+        &huge,
+        &format!("#!/bin/sh\n# {}\ntrue\n", "y".repeat(1_000_000)),
+    );
+    let out = c.run(&["submit", "--count", "1", "--", huge.to_str().unwrap()]);
+    assert!(!out.ok(), "{out}");
+    assert!(
+        out.stderr.contains("too large") || out.stderr.contains("frame"),
+        "{out}"
+    );
+}

@@ -9,6 +9,10 @@ use pilotq_wire::{ClusterId, FromMaster, JobId, JobSpec, Selector};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
+/// Room kept in a Dispatch frame beside an executable: its spec and the
+/// frame's other fields.
+const DISPATCH_MARGIN: usize = 64 << 10;
+
 /// Jobs per `Jobs` frame when answering a query.
 const QUERY_CHUNK: usize = 2000;
 
@@ -101,6 +105,15 @@ impl Master {
             return refuse(format!(
                 "submission of {count} jobs exceeds this master's maximum of {} per submission",
                 self.cfg.max_submit
+            ));
+        }
+        // It must fit in a Dispatch frame with room for its spec, or no
+        // holder could ever be sent it.
+        if executable.len().saturating_add(DISPATCH_MARGIN) > self.cfg.max_frame {
+            return refuse(format!(
+                "the executable is {} bytes: too large to send to workers in frames of at most {} bytes (--max-frame on the master and its workers)",
+                executable.len(),
+                self.cfg.max_frame
             ));
         }
         let hash = hex::encode(Sha256::digest(&executable));

@@ -159,7 +159,12 @@ impl Master {
                     executable,
                 });
             }
-            deliveries.push((ob, assignments));
+            // Several frames when executables make one too big for the
+            // holder to read (it would break the connection, and the jobs
+            // would be requeued until held).
+            for frame in frames_within(assignments, self.cfg.max_frame / 2) {
+                deliveries.push((ob.clone(), frame));
+            }
         }
     }
 
@@ -211,11 +216,110 @@ impl Master {
     }
 }
 
+/// About how many bytes an assignment takes in a frame: its executable and
+/// wrapper bytes, its spec when it carries one, and a margin for the rest.
+fn size_hint(a: &Assignment) -> usize {
+    let spec = a.spec.as_ref().map_or(0, |s| {
+        s.cmd.len()
+            + s.arguments.iter().map(|x| x.len() + 8).sum::<usize>()
+            + s.environment
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+            + s.attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+            + s.output.as_ref().map_or(0, String::len)
+            + s.error.as_ref().map_or(0, String::len)
+            + s.log.as_ref().map_or(0, String::len)
+            + s.iwd.len()
+            + 512
+    });
+    a.executable.as_ref().map_or(0, Vec::len)
+        + a.wrapper_bytes.as_ref().map_or(0, Vec::len)
+        + spec
+        + 256
+}
+
+/// Splits one holder's assignments into frames of at most about `budget`
+/// bytes each (one assignment per frame at least), in order.
+fn frames_within(assignments: Vec<Assignment>, budget: usize) -> Vec<Vec<Assignment>> {
+    let mut frames = Vec::new();
+    let mut frame = Vec::new();
+    let mut size = 0;
+    for a in assignments {
+        let n = size_hint(&a);
+        if !frame.is_empty() && size + n > budget {
+            frames.push(std::mem::take(&mut frame));
+            size = 0;
+        }
+        size += n;
+        frame.push(a);
+    }
+    if !frame.is_empty() {
+        frames.push(frame);
+    }
+    frames
+}
+
 /// `Dispatch` frames waiting for their events to be durable.
 pub(crate) type Deliveries = Vec<(Outbox<FromMaster>, Vec<Assignment>)>;
 
 pub(crate) fn deliver(deliveries: Deliveries) {
     for (ob, a) in deliveries {
         ob.deliver(FromMaster::Dispatch(a));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pilotq_wire::JobId;
+
+    fn a(proc: u32, exe: usize) -> Assignment {
+        Assignment {
+            job: JobId::new(1, proc),
+            attempt: 1,
+            spec: None,
+            executable: (exe > 0).then(|| vec![0u8; exe]),
+            wrapper: None,
+            wrapper_bytes: None,
+        }
+    }
+
+    #[test]
+    fn executables_split_a_dispatch_into_frames_within_the_budget() {
+        let frames = frames_within(
+            vec![
+                a(0, 400_000),
+                a(1, 0),
+                a(2, 400_000),
+                a(3, 400_000),
+                a(4, 0),
+            ],
+            1_000_000,
+        );
+        let procs: Vec<Vec<u32>> = frames
+            .iter()
+            .map(|f| f.iter().map(|a| a.job.proc).collect())
+            .collect();
+        assert_eq!(procs, [vec![0, 1, 2], vec![3, 4]]);
+        for f in &frames {
+            let bytes: usize = f.iter().map(size_hint).sum();
+            let exe: usize = f
+                .iter()
+                .map(|a| a.executable.as_ref().map_or(0, Vec::len))
+                .sum();
+            assert!(exe <= bytes && bytes <= 1_000_000, "{exe} {bytes}");
+        }
+        // One too big for the budget still goes, alone.
+        let frames = frames_within(vec![a(0, 10), a(1, 2_000_000), a(2, 10)], 1_000_000);
+        assert_eq!(frames.len(), 3);
+        // Small ones share a frame.
+        assert_eq!(
+            frames_within((0..1000).map(|p| a(p, 0)).collect(), 1_000_000).len(),
+            1
+        );
     }
 }
