@@ -137,9 +137,9 @@ fn init_secret_writes_a_private_secret_a_master_beyond_loopback_accepts() {
 /// cannot be used to submit or read, a client's cannot register a worker.
 #[test]
 fn holder_and_client_secrets_are_separate_credentials() {
-    use pilotq_tests::{Cluster, MasterOpts, RawConn, COMPLETED};
-    use pilotq_wire::handshake::{fresh_nonce, Prover};
-    use pilotq_wire::{FromMaster, Hello, Role, Secret, ToMaster, PROTOCOL_VERSION};
+    use pilotq_tests::{Cluster, MasterOpts, COMPLETED};
+    use pilotq_wire::handshake::fresh_nonce;
+    use pilotq_wire::{FromMaster, Hello, Role, Secret, PROTOCOL_VERSION};
 
     let dir = tempfile::tempdir().unwrap();
     let (holder, client) = (dir.path().join("holder"), dir.path().join("client"));
@@ -169,41 +169,43 @@ fn holder_and_client_secrets_are_separate_credentials() {
     );
     assert!(out.stderr.contains("authentication"), "{out}");
     // A worker proving the client secret is refused.
-    let secret = Secret::from_file(&client).unwrap();
-    let mut conn = RawConn::connect(&c.addr());
     let hello = Hello {
         protocol: PROTOCOL_VERSION,
         role: Role::Worker,
         name: "intruder".into(),
         nonce: fresh_nonce(),
     };
-    conn.send_msg(&ToMaster::Hello(hello.clone())).unwrap();
-    let nonce = match conn.read_msg(Duration::from_secs(10)) {
-        Ok(FromMaster::Welcome(w)) => w.nonce,
-        other => panic!("expected Welcome, got {other:?}"),
-    };
-    conn.send_msg(&ToMaster::Proof {
-        proof: Some(secret.prove(Prover::Peer, &hello, &nonce)),
-    })
-    .unwrap();
+    let mut conn = prove(&c.addr(), &hello, &Secret::from_file(&client).unwrap());
     let m = conn
         .expect_error_and_close(Duration::from_secs(10))
         .expect("refused");
     assert!(m.contains("authentication"), "{m:?}");
     // And the same worker handshake with the holder secret is accepted.
-    let secret = Secret::from_file(&holder).unwrap();
-    let mut conn = RawConn::connect(&c.addr());
+    let mut conn = prove(&c.addr(), &hello, &Secret::from_file(&holder).unwrap());
+    assert!(matches!(
+        conn.read_msg(Duration::from_secs(10)),
+        Ok(FromMaster::Accepted)
+    ));
+}
+
+/// Sends `hello` and a proof of `secret` for the master's nonce; the
+/// connection, awaiting the master's verdict.
+fn prove(
+    addr: &str,
+    hello: &pilotq_wire::Hello,
+    secret: &pilotq_wire::Secret,
+) -> pilotq_tests::RawConn {
+    use pilotq_wire::handshake::Prover;
+    use pilotq_wire::{FromMaster, ToMaster};
+    let mut conn = pilotq_tests::RawConn::connect(addr);
     conn.send_msg(&ToMaster::Hello(hello.clone())).unwrap();
     let nonce = match conn.read_msg(Duration::from_secs(10)) {
         Ok(FromMaster::Welcome(w)) => w.nonce,
         other => panic!("expected Welcome, got {other:?}"),
     };
     conn.send_msg(&ToMaster::Proof {
-        proof: Some(secret.prove(Prover::Peer, &hello, &nonce)),
+        proof: Some(secret.prove(Prover::Peer, hello, &nonce)),
     })
     .unwrap();
-    assert!(matches!(
-        conn.read_msg(Duration::from_secs(10)),
-        Ok(FromMaster::Accepted)
-    ));
+    conn
 }
