@@ -169,7 +169,8 @@ mod owners {
 /// executables: three clusters with 400 KB executables of their own go to
 /// one worker whose frames are capped at 1 MiB (together they would not
 /// fit in one frame, which used to break the connection until the jobs
-/// were held). And an executable that can never fit is refused at submit.
+/// were held). And an executable that can never go out with the job
+/// wrapper is refused at submit.
 #[test]
 fn executables_are_sent_in_frames_the_worker_can_read() {
     let c = Cluster::with_master(MasterOpts {
@@ -204,16 +205,27 @@ fn executables_are_sent_in_frames_the_worker_can_read() {
             assert_eq!(out, format!("big{i}\n"));
         }
     }
-    // Too big for any frame of this master: refused, with the reason.
-    let huge = c.path("huge.sh");
+    // An executable that could never go out with the job wrapper in one
+    // frame is refused at submit, with the reason (the submission itself
+    // fits in a frame).
+    let wrapper = c.path("wrapper.sh");
     pilotq_tests::write_executable(
-        &huge,
-        &format!("#!/bin/sh\n# {}\ntrue\n", "y".repeat(1_000_000)),
+        &wrapper,
+        &format!("#!/bin/sh\n# {}\nexec \"$@\"\n", "w".repeat(600_000)),
     );
-    let out = c.run(&["submit", "--count", "1", "--", huge.to_str().unwrap()]);
+    let c2 = Cluster::with_master(MasterOpts {
+        max_frame: Some(1 << 20),
+        extra: vec!["--job-wrapper".into(), wrapper.display().to_string()],
+        ..MasterOpts::default()
+    });
+    let big = c.path("big-500k.sh");
+    pilotq_tests::write_executable(
+        &big,
+        &format!("#!/bin/sh\n# {}\ntrue\n", "b".repeat(500_000)),
+    );
+    let out = c2.run(&["submit", "--count", "1", "--", big.to_str().unwrap()]);
     assert!(!out.ok(), "{out}");
-    assert!(
-        out.stderr.contains("too large") || out.stderr.contains("frame"),
-        "{out}"
-    );
+    assert!(out.stderr.contains("too large to send"), "{out}");
+    // A small one still goes.
+    c2.submit(1, &[], &["/bin/true"]);
 }

@@ -9,9 +9,8 @@ use pilotq_wire::{ClusterId, FromMaster, JobId, JobSpec, Selector};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// Room kept in a Dispatch frame beside an executable: its spec and the
-/// frame's other fields.
-const DISPATCH_MARGIN: usize = 64 << 10;
+/// A Dispatch frame's bytes besides its assignments.
+const FRAME_OVERHEAD: usize = 64;
 
 /// Jobs per `Jobs` frame when answering a query.
 const QUERY_CHUNK: usize = 2000;
@@ -107,9 +106,14 @@ impl Master {
                 self.cfg.max_submit
             ));
         }
-        // It must fit in a Dispatch frame with room for its spec, or no
-        // holder could ever be sent it.
-        if executable.len().saturating_add(DISPATCH_MARGIN) > self.cfg.max_frame {
+        // It must fit in a Dispatch frame with its spec and the job
+        // wrapper, or no holder could ever be sent it.
+        let needed = executable
+            .len()
+            .saturating_add(super::dispatch::spec_size_hint(&spec))
+            .saturating_add(self.wrapper.as_ref().map_or(0, |(_, w)| w.len()))
+            .saturating_add(super::dispatch::ASSIGNMENT_OVERHEAD + FRAME_OVERHEAD);
+        if needed > self.cfg.max_frame {
             return refuse(format!(
                 "the executable is {} bytes: too large to send to workers in frames of at most {} bytes (--max-frame on the master and its workers)",
                 executable.len(),

@@ -219,27 +219,35 @@ impl Master {
 /// About how many bytes an assignment takes in a frame: its executable and
 /// wrapper bytes, its spec when it carries one, and a margin for the rest.
 fn size_hint(a: &Assignment) -> usize {
-    let spec = a.spec.as_ref().map_or(0, |s| {
-        s.cmd.len()
-            + s.arguments.iter().map(|x| x.len() + 8).sum::<usize>()
-            + s.environment
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 8)
-                .sum::<usize>()
-            + s.attributes
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 8)
-                .sum::<usize>()
-            + s.output.as_ref().map_or(0, String::len)
-            + s.error.as_ref().map_or(0, String::len)
-            + s.log.as_ref().map_or(0, String::len)
-            + s.iwd.len()
-            + 512
-    });
     a.executable.as_ref().map_or(0, Vec::len)
         + a.wrapper_bytes.as_ref().map_or(0, Vec::len)
-        + spec
-        + 256
+        + a.spec.as_ref().map_or(0, spec_size_hint)
+        + ASSIGNMENT_OVERHEAD
+}
+
+/// Bytes of an assignment besides its blobs and spec (ids, hashes, names).
+pub(crate) const ASSIGNMENT_OVERHEAD: usize = 256;
+
+/// About how many bytes a spec takes encoded (an upper estimate).
+pub(crate) fn spec_size_hint(s: &pilotq_wire::JobSpec) -> usize {
+    s.cmd.len()
+        + s.executable.len()
+        + s.arguments.iter().map(|x| x.len() + 8).sum::<usize>()
+        + s.environment
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
+        + s.attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
+        + s.tags.iter().map(|x| x.len() + 8).sum::<usize>()
+        + s.output.as_ref().map_or(0, String::len)
+        + s.error.as_ref().map_or(0, String::len)
+        + s.log.as_ref().map_or(0, String::len)
+        + s.owner.len()
+        + s.iwd.len()
+        + 512
 }
 
 /// Splits one holder's assignments into frames of at most about `budget`
