@@ -139,11 +139,7 @@ mod tests {
                     cluster: *cid,
                     proc,
                 };
-                let named = selectors.iter().any(|s| match s {
-                    Selector::Cluster(sc) => sc == cid,
-                    Selector::Job(j) => *j == id,
-                    Selector::All => true,
-                });
+                let named = selectors.iter().any(|s| s.matches(id));
                 if all || named {
                     out.push(id);
                 }

@@ -240,6 +240,17 @@ pub enum Selector {
     Job(JobId),
 }
 
+impl Selector {
+    /// Whether this selector names job `id`.
+    pub fn matches(&self, id: JobId) -> bool {
+        match self {
+            Selector::All => true,
+            Selector::Cluster(c) => id.cluster == *c,
+            Selector::Job(j) => id == *j,
+        }
+    }
+}
+
 /// One job as `q` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobView {

@@ -121,14 +121,8 @@ fn send_history(
     ob: &Outbox<FromMaster>,
 ) {
     let picks = selectors.to_vec();
-    let wanted_id = move |id: pilotq_wire::JobId| {
-        picks.is_empty()
-            || picks.iter().any(|s| match s {
-                Selector::All => true,
-                Selector::Cluster(c) => id.cluster == *c,
-                Selector::Job(j) => id == *j,
-            })
-    };
+    let wanted_id =
+        move |id: pilotq_wire::JobId| picks.is_empty() || picks.iter().any(|s| s.matches(id));
     // With selectors, records of other jobs are skipped by their id alone.
     let want: Option<history::Want> = (!selectors.is_empty()
         && !selectors.contains(&Selector::All))

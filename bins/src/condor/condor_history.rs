@@ -416,12 +416,7 @@ impl<'a> Scan<'a> {
         } else if at_since || completed_before {
             return Step::Stop;
         }
-        let named = self.ids.is_empty()
-            || self.ids.iter().any(|s| match s {
-                Selector::All => true,
-                Selector::Cluster(c) => v.id.cluster == *c,
-                Selector::Job(j) => v.id == *j,
-            });
+        let named = self.ids.is_empty() || self.ids.iter().any(|s| s.matches(v.id));
         let selected = named
             && (o.owners.is_empty() || o.owners.contains(&v.owner))
             && o.constraints
