@@ -54,7 +54,7 @@
 
 use super::classad::{Ad, Expr, Value};
 use super::job_ad::JobAd;
-use super::job_output::{is_option, value_of, JobOutput, Printer};
+use super::job_output::{is_option, value_of, JobFilter, JobOutput, Printer};
 use super::print_format::local_date;
 use crate::client_opts::{block_on, ClientOpts};
 use crate::commands::q::{run_time, selectors};
@@ -104,12 +104,8 @@ impl Since {
 pub struct Options {
     /// `-pool HOST:PORT`.
     pub pool: Option<String>,
-    /// `-constraint` texts and their parses, all of which must hold.
-    pub constraints: Vec<(String, Expr)>,
-    /// Positional `C` / `C.P` ids, sent to the master as selectors.
-    pub ids: Vec<String>,
-    /// Positional owner names.
-    pub owners: Vec<String>,
+    /// Ids, owners, `-constraint`s.
+    pub filter: JobFilter,
     /// `-format`, `-af`, `-long`, `-json`, `-jsonl`, `-attributes`.
     pub output: JobOutput,
     /// `-limit` / `-match` (`None`: no limit).
@@ -165,27 +161,13 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].as_str();
-        if !arg.starts_with('-') || arg == "-" {
-            if arg.starts_with(|c: char| c.is_ascii_digit()) {
-                selectors(&[arg.to_string()]).map_err(|e| e.to_string())?;
-                o.ids.push(arg.to_string());
-            } else if arg.is_empty() || arg == "-" {
-                return Err(format!("'{arg}' is neither a job id nor an owner"));
-            } else {
-                o.owners.push(arg.to_string());
-            }
-        } else if o.output.take_option(args, &mut i)? {
+        if o.filter.take(args, &mut i)? || o.output.take_option(args, &mut i)? {
         } else if is_option(arg, "completedsince", 3) {
             let text = value_of(args, &mut i, "a Unix time in seconds")?;
             let t = text.trim().parse().map_err(|_| {
                 format!("-completedsince requires a Unix time in seconds, not '{text}'")
             })?;
             o.completed_since = Some(t);
-        } else if is_option(arg, "constraint", 2) {
-            let text = value_of(args, &mut i, "an expression")?;
-            let expr = Expr::parse(text)
-                .map_err(|e| format!("-constraint '{text}' is not a ClassAd expression: {e}"))?;
-            o.constraints.push((text.to_string(), expr));
         } else if is_option(arg, "limit", 3) || is_option(arg, "match", 1) {
             let n = count_of(value_of(args, &mut i, "a number")?, arg)?;
             o.limit = (n > 0).then_some(n);
@@ -382,14 +364,14 @@ pub struct Scan<'a> {
 
 impl<'a> Scan<'a> {
     pub fn new(o: &'a Options) -> Scan<'a> {
-        let ids: Option<BTreeSet<JobId>> = o.ids.iter().map(|s| s.parse().ok()).collect();
+        let ids: Option<BTreeSet<JobId>> = o.filter.ids.iter().map(|s| s.parse().ok()).collect();
         Scan {
             o,
             scanned: 0,
             shown: 0,
             past_since: false,
             // parse_args checked them.
-            ids: selectors(&o.ids).unwrap_or_default(),
+            ids: selectors(&o.filter.ids).unwrap_or_default(),
             wanted: ids.filter(|w| !w.is_empty()),
         }
     }
@@ -417,11 +399,7 @@ impl<'a> Scan<'a> {
             return Step::Stop;
         }
         let named = self.ids.is_empty() || self.ids.iter().any(|s| s.matches(v.id));
-        let selected = named
-            && (o.owners.is_empty() || o.owners.contains(&v.owner))
-            && o.constraints
-                .iter()
-                .all(|(_, e)| e.eval(&JobAd(v)).is_true());
+        let selected = named && o.filter.passes(v);
         if let Some(w) = &mut self.wanted {
             w.remove(&v.id);
         }
@@ -534,7 +512,7 @@ async fn fetch_and_print(
     layout: Layout,
     out: impl Write,
 ) -> anyhow::Result<std::io::Result<()>> {
-    let sel: Vec<Selector> = selectors(&o.ids)?;
+    let sel: Vec<Selector> = selectors(&o.filter.ids)?;
     let mut c = client.connect().await?;
     let mut session = Session::new(o, layout, out);
     c.history_each(sel, o.forwards, |jobs| {
@@ -686,15 +664,15 @@ mod tests {
             "ExitCode",
         ]))
         .unwrap();
-        assert_eq!(o.constraints.len(), 2);
+        assert_eq!(o.filter.constraints.len(), 2);
         assert_eq!(o.limit, Some(5));
         assert!(o.forwards);
         assert!(matches!(o.since, Some(Since::Job(id)) if id == JobId::new(3, 1)));
         assert_eq!(o.completed_since, Some(1_700_000_000));
         assert_eq!(o.scan_limit, Some(100));
         assert_eq!(o.pool.as_deref(), Some("h:1"));
-        assert_eq!(o.ids, ["3", "4.1"]);
-        assert_eq!(o.owners, ["alice"]);
+        assert_eq!(o.filter.ids, ["3", "4.1"]);
+        assert_eq!(o.filter.owners, ["alice"]);
         assert_eq!(o.wide, Some(Some(120)));
         assert!(o.output.is_bare());
         // Old and short spellings.

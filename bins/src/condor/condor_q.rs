@@ -37,10 +37,8 @@
 //! `SIZE` is the requested memory in MB, not the measured image size; times
 //! are the machine's local time as HTCondor prints them.
 
-use super::classad::Expr;
-use super::job_ad::JobAd;
-use super::job_output::JobOutput;
 pub(crate) use super::job_output::{autoformat_args, autoformat_qualifiers, is_option, value_of};
+use super::job_output::{JobFilter, JobOutput};
 use super::print_format::{local_date, local_tm};
 use crate::client_opts::{block_on, ClientOpts};
 use crate::commands::q::{run_time, selectors};
@@ -59,12 +57,8 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 pub struct Options {
     /// `-pool HOST:PORT`.
     pub pool: Option<String>,
-    /// `-constraint` texts and their parses, all of which must hold.
-    pub constraints: Vec<(String, Expr)>,
-    /// Positional `C` / `C.P` ids, sent to the master as selectors.
-    pub ids: Vec<String>,
-    /// Positional owner names and `-submitter`.
-    pub owners: Vec<String>,
+    /// Ids, owners (and `-submitter`), `-constraint`s.
+    pub filter: JobFilter,
     /// `-format`, `-af`, `-long`, `-json`, `-jsonl` (and `-attributes`).
     pub output: JobOutput,
     pub totals: bool,
@@ -78,21 +72,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].as_str();
-        if !arg.starts_with('-') || arg == "-" {
-            if arg.starts_with(|c: char| c.is_ascii_digit()) {
-                selectors(&[arg.to_string()]).map_err(|e| e.to_string())?;
-                o.ids.push(arg.to_string());
-            } else if arg.is_empty() || arg == "-" {
-                return Err(format!("'{arg}' is neither a job id nor an owner"));
-            } else {
-                o.owners.push(arg.to_string());
-            }
-        } else if o.output.take_option(args, &mut i)? {
-        } else if is_option(arg, "constraint", 2) {
-            let text = value_of(args, &mut i, "an expression")?;
-            let expr = Expr::parse(text)
-                .map_err(|e| format!("-constraint '{text}' is not a ClassAd expression: {e}"))?;
-            o.constraints.push((text.to_string(), expr));
+        if o.filter.take(args, &mut i)? || o.output.take_option(args, &mut i)? {
         } else if is_option(arg, "totals", 3) {
             o.totals = true;
         } else if is_option(arg, "nobatch", 3) {
@@ -106,7 +86,8 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
         } else if is_option(arg, "name", 1) {
             value_of(args, &mut i, "a schedd name")?;
         } else if is_option(arg, "submitter", 3) {
-            o.owners
+            o.filter
+                .owners
                 .push(value_of(args, &mut i, "an owner")?.to_string());
         } else if is_option(arg, "allusers", 3)
             || is_option(arg, "global", 1)
@@ -149,15 +130,11 @@ impl Options {
     /// Whether a job passes the owner and constraint restrictions (ids were
     /// applied by the master).
     pub fn selects(&self, v: &JobView) -> bool {
-        (self.owners.is_empty() || self.owners.contains(&v.owner))
-            && self
-                .constraints
-                .iter()
-                .all(|(_, e)| e.eval(&JobAd(v)).is_true())
+        self.filter.passes(v)
     }
 
     fn has_filters(&self) -> bool {
-        !self.ids.is_empty() || !self.owners.is_empty() || !self.constraints.is_empty()
+        !self.filter.is_empty()
     }
 
     /// A print-only view (`-format`, `-af`, `-long`, `-json`, `-jsonl`): no
@@ -490,7 +467,7 @@ pub fn main(args: Vec<String>) -> i32 {
         eprintln!("{e:#}");
         1
     };
-    let sel = match selectors(&o.ids) {
+    let sel = match selectors(&o.filter.ids) {
         Ok(s) => s,
         Err(e) => return failed(e),
     };
@@ -661,11 +638,11 @@ mod tests {
             "-wide",
         ]))
         .unwrap();
-        assert_eq!(o.constraints.len(), 2);
+        assert_eq!(o.filter.constraints.len(), 2);
         assert!(o.nobatch && o.totals && o.wide);
         assert_eq!(o.pool.as_deref(), Some("h:1"));
-        assert_eq!(o.ids, ["3", "4.1"]);
-        assert_eq!(o.owners, ["alice"]);
+        assert_eq!(o.filter.ids, ["3", "4.1"]);
+        assert_eq!(o.filter.owners, ["alice"]);
         let o = parse_args(&args(&[
             "-af:jh",
             "ClusterId",

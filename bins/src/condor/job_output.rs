@@ -26,7 +26,7 @@
 //! The HTCondor option-name helpers ([`is_option`], [`value_of`], …) live
 //! here too, for every `condor_*` command.
 
-use super::classad::{parse_value, Value};
+use super::classad::{parse_value, Expr, Value};
 use super::job_ad::{ad_entries, long_form, AdEntry, JobAd};
 use super::print_format::PrintMask;
 use pilotq_wire::JobView;
@@ -92,6 +92,60 @@ pub enum Json {
     Array,
     /// `-jsonl`: one compact object per line.
     Lines,
+}
+
+/// Which jobs the command line names: `C`/`C.P` ids (sent to the master as
+/// selectors), owners and `-constraint` expressions (applied here to each
+/// job as it comes). `condor_q` and `condor_history` take them alike.
+#[derive(Debug, Default)]
+pub struct JobFilter {
+    /// Positional `C` / `C.P` ids.
+    pub ids: Vec<String>,
+    /// Positional owner names (and `condor_q -submitter`).
+    pub owners: Vec<String>,
+    /// `-constraint` texts and their parses, all of which must hold.
+    pub constraints: Vec<(String, Expr)>,
+}
+
+impl JobFilter {
+    /// Takes a positional id or owner, or `-constraint EXPR` (leaving `i`
+    /// on its value); `Ok(false)` for anything else.
+    pub fn take(&mut self, args: &[String], i: &mut usize) -> Result<bool, String> {
+        let arg = args[*i].as_str();
+        if !arg.starts_with('-') || arg == "-" {
+            if arg.starts_with(|c: char| c.is_ascii_digit()) {
+                crate::commands::q::selectors(&[arg.to_string()]).map_err(|e| e.to_string())?;
+                self.ids.push(arg.to_string());
+            } else if arg.is_empty() || arg == "-" {
+                return Err(format!("'{arg}' is neither a job id nor an owner"));
+            } else {
+                self.owners.push(arg.to_string());
+            }
+        } else if is_option(arg, "constraint", 2) {
+            let text = value_of(args, i, "an expression")?;
+            let expr = Expr::parse(text)
+                .map_err(|e| format!("-constraint '{text}' is not a ClassAd expression: {e}"))?;
+            self.constraints.push((text.to_string(), expr));
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Whether a job passes the owner and constraint restrictions (ids are
+    /// the master's to apply).
+    pub fn passes(&self, v: &JobView) -> bool {
+        (self.owners.is_empty() || self.owners.contains(&v.owner))
+            && self
+                .constraints
+                .iter()
+                .all(|(_, e)| e.eval(&JobAd(v)).is_true())
+    }
+
+    /// Nothing restricts the jobs.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.owners.is_empty() && self.constraints.is_empty()
+    }
 }
 
 /// What the output options asked for.
