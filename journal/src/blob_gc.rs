@@ -34,26 +34,13 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::writer::Writer;
-    use pilotq_wire::{ClusterId, JobSpec, Resources};
+    use pilotq_wire::{ClusterId, JobSpec};
     use std::sync::mpsc;
 
     fn spec(exe: &str) -> Box<JobSpec> {
-        Box::new(JobSpec {
-            executable: exe.into(),
-            cmd: "pilot.sh".into(),
-            arguments: vec![],
-            environment: Default::default(),
-            output: None,
-            error: None,
-            log: None,
-            request: Resources::new(1, 1, 1),
-            priority: 0,
-            attributes: Default::default(),
-            owner: "alice".into(),
-            iwd: "/".into(),
-            tags: vec![],
-            leave_in_queue: false,
-        })
+        let mut s = crate::table::tests::leaving_spec(0, 1);
+        s.executable = exe.into();
+        s
     }
 
     fn wait<T: Send + 'static>(

@@ -297,7 +297,12 @@ fn run(
                             if let Some(r) = gc_recent.as_mut() {
                                 r.insert(hash.clone());
                             }
-                            store.blobs.insert(hash.as_bytes(), bytes.as_slice())?;
+                            // Content-addressed: stored once, however often
+                            // it is handed over (a submission always hands
+                            // its executable over, for the collector's sake).
+                            if !store.blobs.contains_key(hash.as_bytes())? {
+                                store.blobs.insert(hash.as_bytes(), bytes.as_slice())?;
+                            }
                         }
                         pending.extend(events.iter());
                         next_seq += events.len() as u64;

@@ -147,9 +147,9 @@ impl Master {
         };
         let cluster = ClusterId(next);
         self.remember_blob(hash.clone(), executable.clone());
-        // Always handed to the writer, even when stored already: a blob
-        // collection under way keeps what is appended after it began
-        // (`blob_gc.rs`), and this cluster needs it.
+        // Always handed to the writer, even when stored already (the writer
+        // stores it once): a blob collection under way keeps what is
+        // appended after it began (`blob_gc.rs`), and this cluster needs it.
         let blobs = vec![(hash, executable)];
         let at = now_ms();
         let event = Event::ClusterSubmitted {
