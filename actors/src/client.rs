@@ -2,6 +2,7 @@
 //! submit, query, remove, status. Plain tokio, no actors.
 
 use crate::connect::{connect, next, ConnectError, PeerFramed};
+use crate::tls::ClientTls;
 use futures::SinkExt;
 use pilotq_wire::message::MasterStatus;
 use pilotq_wire::{
@@ -19,9 +20,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// `addr`: `HOST:PORT`, or `unix:PATH` for the master's Unix socket
+    /// (where the master knows who we are without a secret).
     pub async fn connect(
         addr: &str,
         secret: Option<&Secret>,
+        tls: Option<&ClientTls>,
         max_frame: usize,
     ) -> Result<Client, ConnectError> {
         let name = format!("client-{}", std::process::id());
@@ -30,6 +34,7 @@ impl Client {
             Role::Client,
             &name,
             secret,
+            tls,
             max_frame,
             Duration::from_secs(30),
         )
@@ -52,10 +57,7 @@ impl Client {
         self.framed
             .send(msg)
             .await
-            .map_err(|source| ConnectError::Frame {
-                addr: addr.clone(),
-                source,
-            })?;
+            .map_err(|e| crate::connect::frame_error(&addr, e))?;
         next(&mut self.framed, &addr).await
     }
 

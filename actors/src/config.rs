@@ -60,6 +60,18 @@ pub struct MasterConfig {
     /// Owners whose removals and releases act on every owner's jobs
     /// (HTCondor's `QUEUE_SUPER_USERS`, default root and condor).
     pub super_users: Vec<String>,
+    /// TLS on the listening port (`--tls-cert`, `--tls-key`, and
+    /// `--tls-client-ca` for mutual TLS); `None`: plain TCP.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// A Unix socket for clients on this host (`--unix-socket`): the kernel
+    /// says who they are, so their `Owner` is not a claim.
+    pub unix_socket: Option<PathBuf>,
+    /// Queries, history and status without the client secret
+    /// (`--open-reads`), like HTCondor's READ level.
+    pub open_reads: bool,
+    /// Connections one source address may hold open at once
+    /// (`--max-connections-per-ip`); 0: no bound but `max_connections`.
+    pub max_connections_per_ip: usize,
 }
 
 impl MasterConfig {
@@ -111,6 +123,10 @@ impl MasterConfig {
             client_secret: None,
             max_jobs_per_owner: 100_000,
             super_users: vec!["root".into(), "condor".into()],
+            tls: None,
+            unix_socket: None,
+            open_reads: false,
+            max_connections_per_ip: 1024,
         }
     }
 }
@@ -126,6 +142,9 @@ pub struct WorkerConfig {
     pub resources: Resources,
     pub workdir: PathBuf,
     pub secret: Option<Secret>,
+    /// The CA the upstream's certificate must chain to (`--tls-ca`), and
+    /// our certificate for mutual TLS; `None`: plain TCP.
+    pub tls: Option<crate::tls::ClientTls>,
     pub max_frame: usize,
     pub heartbeat: Duration,
     /// Captured stdout/stderr beyond this many bytes is cut, with a marker.
@@ -169,6 +188,7 @@ impl WorkerConfig {
             resources,
             workdir: workdir.into(),
             secret: None,
+            tls: None,
             max_frame: DEFAULT_MAX_FRAME,
             heartbeat: Duration::from_secs(5),
             output_cap: 64 * 1024 * 1024,

@@ -1,24 +1,26 @@
 //! The peer side of the handshake (workers, foremen, clients): connect, say
 //! `Hello`, check the master's proof, prove ourselves, wait for `Accepted`.
 
+use crate::tls::ClientTls;
+use crate::transport::{Conn, DialError};
 use futures::{SinkExt, StreamExt};
 use pilotq_wire::handshake::{fresh_nonce, Prover};
 use pilotq_wire::{
     FrameCodec, FrameError, FromMaster, Hello, Role, Secret, ToMaster, PROTOCOL_VERSION,
 };
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-pub type PeerFramed = Framed<TcpStream, FrameCodec<FromMaster, ToMaster>>;
+pub type PeerFramed = Framed<Conn, FrameCodec<FromMaster, ToMaster>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("cannot connect to master at {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    // Causes are in the messages, not chained as sources: printed with
+    // their chain (`{:#}`), they would be said twice.
+    #[error("cannot connect to master at {addr}: {cause}")]
+    Connect { addr: String, cause: std::io::Error },
+    #[error("TLS with the master at {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
     #[error("master at {addr} did not answer within {secs} s")]
     Timeout { addr: String, secs: u64 },
     #[error("master at {addr} refused us: {message}")]
@@ -31,22 +33,27 @@ pub enum ConnectError {
     Closed { addr: String },
     #[error("master at {addr} sent something unexpected: {what}")]
     Protocol { addr: String, what: String },
-    #[error("master at {addr}: {source}")]
-    Frame { addr: String, source: FrameError },
+    #[error("master at {addr}: {cause}")]
+    Frame { addr: String, cause: FrameError },
 }
 
-/// Connects and authenticates. `timeout` bounds the whole exchange.
+/// Connects and authenticates. `addr` is `HOST:PORT`, or `unix:PATH` for
+/// the master's Unix socket; over TCP, `tls` wraps the link in TLS and the
+/// handshake runs inside it. `timeout` bounds the whole exchange.
 pub async fn connect(
     addr: &str,
     role: Role,
     name: &str,
     secret: Option<&Secret>,
+    tls: Option<&ClientTls>,
     max_frame: usize,
     timeout: Duration,
 ) -> Result<PeerFramed, ConnectError> {
-    Ok(connect_holder(addr, role, name, secret, max_frame, timeout)
-        .await?
-        .0)
+    Ok(
+        connect_holder(addr, role, name, secret, tls, max_frame, timeout)
+            .await?
+            .0,
+    )
 }
 
 /// [`connect`], for a holder: also the lease the master grants (from its
@@ -56,11 +63,13 @@ pub async fn connect_holder(
     role: Role,
     name: &str,
     secret: Option<&Secret>,
+    tls: Option<&ClientTls>,
     max_frame: usize,
     timeout: Duration,
 ) -> Result<(PeerFramed, Option<Duration>), ConnectError> {
     let a = addr.to_string();
-    match tokio::time::timeout(timeout, handshake(addr, role, name, secret, max_frame)).await {
+    let exchange = handshake(addr, role, name, secret, tls, max_frame);
+    match tokio::time::timeout(timeout, exchange).await {
         Ok(r) => r,
         Err(_) => Err(ConnectError::Timeout {
             addr: a,
@@ -74,13 +83,14 @@ async fn handshake(
     role: Role,
     name: &str,
     secret: Option<&Secret>,
+    tls: Option<&ClientTls>,
     max_frame: usize,
 ) -> Result<(PeerFramed, Option<Duration>), ConnectError> {
     let a = || addr.to_string();
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| ConnectError::Connect { addr: a(), source })?;
-    let _ = stream.set_nodelay(true);
+    let stream = Conn::dial(addr, tls).await.map_err(|e| match e {
+        DialError::Connect(cause) => ConnectError::Connect { addr: a(), cause },
+        DialError::Tls(reason) => ConnectError::Tls { addr: a(), reason },
+    })?;
     let mut framed = Framed::new(stream, FrameCodec::new(max_frame));
     let hello = Hello {
         protocol: PROTOCOL_VERSION,
@@ -88,10 +98,7 @@ async fn handshake(
         name: name.to_string(),
         nonce: fresh_nonce(),
     };
-    let send = |e| ConnectError::Frame {
-        addr: a(),
-        source: e,
-    };
+    let send = |e| frame_error(addr, e);
     framed
         .send(ToMaster::Hello(hello.clone()))
         .await
@@ -126,13 +133,29 @@ pub async fn next(framed: &mut PeerFramed, addr: &str) -> Result<FromMaster, Con
             message,
         }),
         Some(Ok(m)) => Ok(m),
-        Some(Err(source)) => Err(ConnectError::Frame {
-            addr: addr.to_string(),
-            source,
-        }),
+        Some(Err(e)) => Err(frame_error(addr, e)),
         None => Err(ConnectError::Closed {
             addr: addr.to_string(),
         }),
+    }
+}
+
+/// A frame error, or what it means: a plain client reading a TLS master's
+/// alert sees a length of 0x15 0x03 … (a TLS record's first bytes).
+pub fn frame_error(addr: &str, cause: FrameError) -> ConnectError {
+    if let FrameError::TooLarge { len, .. } = &cause {
+        let head = (*len as u32).to_be_bytes();
+        if matches!(head, [0x15 | 0x16, 0x03, 0x00..=0x04, _]) {
+            return ConnectError::Tls {
+                addr: addr.to_string(),
+                reason: "the master speaks TLS; give its CA with --tls-ca (or PILOTQ_TLS_CA)"
+                    .into(),
+            };
+        }
+    }
+    ConnectError::Frame {
+        addr: addr.to_string(),
+        cause,
     }
 }
 

@@ -10,6 +10,15 @@
 //! sees half a file, a resent result replaces the file whole, and two jobs
 //! never share a temporary name.
 //!
+//! **As the owner, never through a symbolic link.** The paths are the
+//! submitter's choice and the master is usually root, so each file is
+//! written with its job owner's ids and its directory is reached without
+//! following any symbolic link (`crate::owner_files` says how and why): a
+//! user cannot make the master write where they could not. A file that
+//! cannot be written so (the owner may not write there, the path holds a
+//! symbolic link, the owner is not a user here) holds its job like any
+//! other write failure, with the reason.
+//!
 //! **Group commit, as the journal does it.** Two writer threads share one
 //! queue; each takes everything waiting (many holders' result frames) as one
 //! group, writes and syncs all its files, renames them into place, and syncs
@@ -17,20 +26,23 @@
 //! answered. The two threads' syncs overlap, so the filesystem commits them
 //! together.
 
+use crate::owner_files::{self, Acting, Dir, WriteAs};
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use pilotq_wire::JobResult;
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where one result's stdout and stderr go (`None`: the job has no such
-/// file, or the result needs no files).
+/// file, or the result needs no files), and whose they are.
 #[derive(Debug, Clone, Default)]
 pub struct Targets {
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+    /// The job's owner: a master running as root writes the files as this
+    /// user (`crate::owner_files`).
+    pub owner: String,
 }
 
 impl Targets {
@@ -126,11 +138,63 @@ pub fn place_all(results: &[JobResult], targets: &[Targets]) -> Placed {
 
 /// A file written under its temporary name and synced, not yet renamed.
 struct Staged {
-    tmp: PathBuf,
-    path: PathBuf,
-    dir: PathBuf,
+    tmp: OsString,
+    name: OsString,
+    path: String,
+    /// Its directory: an index into the group's open directories.
+    dir: usize,
     /// Which result it belongs to: (batch, index).
-    owner: (usize, usize),
+    result: (usize, usize),
+}
+
+/// Who this thread writes as: the owner of the files at hand, switched only
+/// when the owner changes, and given back when dropped.
+#[derive(Default)]
+struct Identity<'a> {
+    current: Option<(&'a str, Result<Option<Acting>, String>)>,
+}
+
+impl<'a> Identity<'a> {
+    /// Acts as `owner` from now on; `Err`: why no file can be written as
+    /// them (no such user here, say).
+    fn act_as(&mut self, owner: &'a str) -> Result<(), String> {
+        if !matches!(&self.current, Some((o, _)) if *o == owner) {
+            // The last owner's ids are given back before the next's are taken.
+            self.current = None;
+            let acting = WriteAs::for_owner(owner)
+                .and_then(|w| Acting::begin(&w))
+                .map_err(|e| e.to_string());
+            self.current = Some((owner, acting));
+        }
+        match &self.current {
+            Some((_, Err(e))) => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A group's directories, each opened once per owner (the walk checks the
+/// owner's permissions), and the errors of those that could not be.
+#[derive(Default)]
+struct Dirs<'a> {
+    open: Vec<Dir>,
+    by_path: HashMap<(&'a str, PathBuf), Result<usize, String>>,
+}
+
+impl<'a> Dirs<'a> {
+    /// Opens (making it if missing) the directory `dir` as `owner`, whom the
+    /// thread acts as already.
+    fn get(&mut self, owner: &'a str, dir: PathBuf) -> Result<usize, String> {
+        let open = &mut self.open;
+        self.by_path
+            .entry((owner, dir))
+            .or_insert_with_key(|(_, dir)| {
+                let d = Dir::open(dir, true).map_err(|e| e.to_string())?;
+                open.push(d);
+                Ok(open.len() - 1)
+            })
+            .clone()
+    }
 }
 
 /// Several batches' files as one group: every file written under its
@@ -138,6 +202,11 @@ struct Staged {
 /// synced once. A result one of whose files could not be written or synced
 /// has none of them put in place (it is kept with the held job instead).
 /// One status list per batch.
+///
+/// Each file is written as its job's owner (`crate::owner_files`): the
+/// results are taken owner by owner, so a group of one owner's results
+/// switches the thread's ids once. No symbolic link is followed on the way
+/// to a file.
 ///
 /// Each file's data is synced with its own `fdatasync`, which reports that
 /// file's write-back errors and no one else's. (One `syncfs` per group was
@@ -147,51 +216,72 @@ struct Staged {
 /// acknowledged with its data lost.)
 fn place_groups(batches: &[(&[JobResult], &[Targets])]) -> Vec<Placed> {
     let mut placed: Vec<Placed> = batches.iter().map(|(r, _)| vec![Ok(()); r.len()]).collect();
+    // Owner by owner (a stable sort: in order within each).
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for (b, (results, targets)) in batches.iter().enumerate() {
+        let n = results.len().min(targets.len());
+        order.extend((0..n).filter(|&i| targets[i].any()).map(|i| (b, i)));
+    }
+    order.sort_by_key(|&(b, i)| batches[b].1[i].owner.as_str());
+    let mut who = Identity::default();
+    let mut dirs = Dirs::default();
     // 1. Written under temporary names, and synced.
     let mut staged: Vec<Staged> = Vec::new();
-    for (b, (results, targets)) in batches.iter().enumerate() {
-        for (i, (r, t)) in results.iter().zip(targets.iter()).enumerate() {
-            for (path, bytes) in [(&t.stdout, &r.stdout), (&t.stderr, &r.stderr)] {
-                let Some(path) = path else { continue };
-                match stage(Path::new(path), bytes) {
-                    Ok((tmp, dir)) => staged.push(Staged {
-                        tmp,
-                        path: PathBuf::from(path),
-                        dir,
-                        owner: (b, i),
-                    }),
-                    Err(e) => {
-                        placed[b][i] = Err(format!("cannot write {path}: {e}"));
-                        break;
-                    }
+    for &(b, i) in &order {
+        let (r, t) = (&batches[b].0[i], &batches[b].1[i]);
+        for (path, bytes) in [(&t.stdout, &r.stdout), (&t.stderr, &r.stderr)] {
+            let Some(path) = path else { continue };
+            match stage(&mut who, &mut dirs, &t.owner, path, bytes) {
+                Ok((dir, tmp, name)) => staged.push(Staged {
+                    tmp,
+                    name,
+                    path: path.clone(),
+                    dir,
+                    result: (b, i),
+                }),
+                Err(e) => {
+                    placed[b][i] = Err(format!("cannot write {path}: {e}"));
+                    break;
                 }
             }
         }
     }
     // 2. Renamed into place, all of a result's files or none (a rename that
     //    fails after its sibling's succeeded leaves the sibling in place; the
-    //    job is held all the same, with both kept).
-    let mut dirs: BTreeMap<PathBuf, Vec<(usize, usize)>> = BTreeMap::new();
+    //    job is held all the same, with both kept). As the owner still.
+    let mut renamed: Vec<Vec<(usize, usize)>> = vec![Vec::new(); dirs.open.len()];
     for s in staged {
-        let (b, i) = s.owner;
+        let (b, i) = s.result;
+        let dir = &dirs.open[s.dir];
+        let acting = who.act_as(&batches[b].1[i].owner);
         if placed[b][i].is_err() {
-            let _ = std::fs::remove_file(&s.tmp);
+            if acting.is_ok() {
+                let _ = dir.remove(&s.tmp);
+            }
             continue;
         }
-        match std::fs::rename(&s.tmp, &s.path) {
-            Ok(()) => dirs.entry(s.dir).or_default().push((b, i)),
+        match acting.and_then(|()| dir.rename(&s.tmp, &s.name).map_err(|e| e.to_string())) {
+            Ok(()) => renamed[s.dir].push((b, i)),
             Err(e) => {
-                let _ = std::fs::remove_file(&s.tmp);
-                placed[b][i] = Err(format!("cannot write {}: {e}", s.path.display()));
+                let _ = dir.remove(&s.tmp);
+                placed[b][i] = Err(format!("cannot write {}: {e}", s.path));
             }
         }
     }
+    // The thread is the master's again.
+    drop(who);
     // 3. Each directory synced once, for every rename into it.
-    for (dir, users) in dirs {
-        if let Err(e) = sync_dir(&dir) {
+    for (dir, users) in dirs.open.iter().zip(renamed) {
+        if users.is_empty() {
+            continue;
+        }
+        if let Err(e) = dir.sync() {
             for (b, i) in users {
                 if placed[b][i].is_ok() {
-                    placed[b][i] = Err(format!("cannot sync directory {}: {e}", dir.display()));
+                    placed[b][i] = Err(format!(
+                        "cannot sync directory {}: {e}",
+                        dir.path().display()
+                    ));
                 }
             }
         }
@@ -203,41 +293,30 @@ fn place_groups(batches: &[(&[JobResult], &[Targets])]) -> Vec<Placed> {
 /// the machine for as long as the process lives.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `bytes` under a new temporary name beside `path` and syncs it;
-/// returns that name and the directory. On failure the temporary file is
-/// removed.
-fn stage(path: &Path, bytes: &[u8]) -> std::io::Result<(PathBuf, PathBuf)> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.pilotq-{}-{}.tmp",
+/// Writes `bytes`, as `owner`, under a new temporary name beside `path` and
+/// syncs it; returns its directory, that name and the file's own name. On
+/// failure the temporary file is removed.
+fn stage<'a>(
+    who: &mut Identity<'a>,
+    dirs: &mut Dirs<'a>,
+    owner: &'a str,
+    path: &str,
+    bytes: &[u8],
+) -> Result<(usize, OsString, OsString), String> {
+    let (dir, name) = owner_files::split(Path::new(path)).map_err(|e| e.to_string())?;
+    who.act_as(owner)?;
+    let d = dirs.get(owner, dir)?;
+    let mut tmp = OsString::from(".");
+    tmp.push(&name);
+    tmp.push(format!(
+        ".pilotq-{}-{}.tmp",
         std::process::id(),
         NEXT_TMP.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)?;
-    let written = f.write_all(bytes).and_then(|()| f.sync_data());
-    drop(f);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok((tmp, dir))
-}
-
-/// Makes the directory's entries (a rename into it) durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    dirs.open[d]
+        .write_new(&tmp, bytes)
+        .map_err(|e| e.to_string())?;
+    Ok((d, tmp, name))
 }
 
 #[cfg(test)]
@@ -245,8 +324,14 @@ mod tests {
     use super::*;
     use pilotq_wire::{JobId, Outcome};
 
+    /// Whoever runs the tests: their files are written as themselves.
+    fn me() -> String {
+        crate::owner_files::master_user().to_string()
+    }
+
     fn result(proc: u32, out: &str) -> JobResult {
         JobResult {
+            key: None,
             job: JobId::new(1, proc),
             attempt: 1,
             outcome: Outcome::Exited { code: 0 },
@@ -265,6 +350,7 @@ mod tests {
             .map(|p| Targets {
                 stdout: Some(d.path().join(format!("o.{p}")).display().to_string()),
                 stderr: Some(d.path().join(format!("o.{p}.err")).display().to_string()),
+                owner: me(),
             })
             .collect();
         // Two writers at once, as the master's file threads are.
@@ -302,6 +388,7 @@ mod tests {
             targets.push(Targets {
                 stdout: Some(d.path().join(format!("{dir}/o.{p}")).display().to_string()),
                 stderr: Some(d.path().join(format!("ok/e.{p}")).display().to_string()),
+                owner: me(),
             });
         }
         let placed = place_all(&results, &targets);
@@ -333,10 +420,12 @@ mod tests {
                 Targets {
                     stdout: Some(bad.clone()),
                     stderr: None,
+                    owner: me(),
                 },
                 Targets {
                     stdout: Some(good),
                     stderr: None,
+                    owner: me(),
                 },
             ],
         );
@@ -348,5 +437,56 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn a_symlink_in_the_path_holds_the_result_and_nothing_is_written_through_it() {
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, d.path().join("link")).unwrap();
+        let path = d.path().join("link/sub/o.0").display().to_string();
+        let placed = place_all(
+            &[result(0, "a")],
+            &[Targets {
+                stdout: Some(path.clone()),
+                stderr: None,
+                owner: me(),
+            }],
+        );
+        let e = placed[0].as_ref().unwrap_err();
+        let link = d.path().join("link").display().to_string();
+        assert_eq!(
+            e,
+            &format!(
+                "cannot write {path}: {link} is a symbolic link; {}",
+                crate::owner_files::NOT_FOLLOWED
+            )
+        );
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_owner_who_is_not_a_user_here_holds_the_result_when_root() {
+        if !crate::owner_files::writes_as_owners() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("o.0").display().to_string();
+        let placed = place_all(
+            &[result(0, "a")],
+            &[Targets {
+                stdout: Some(path.clone()),
+                stderr: None,
+                owner: "no-such-user-pilotq".into(),
+            }],
+        );
+        assert_eq!(
+            placed[0].as_ref().unwrap_err(),
+            &format!(
+                "cannot write {path}: owner \"no-such-user-pilotq\" is not a user on the submit host"
+            )
+        );
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     }
 }

@@ -11,10 +11,14 @@
 //! | [`outbox`] | a connection's sending half: bounded queue, writer task, slow peers cut |
 //! | [`foreman`] | the foreman: a local master plus its link upstream |
 //! | [`files`] | putting jobs' output and error files in place (synced, renamed), off the master's thread |
+//! | [`owner_files`] | writing a job's files as its owner (per-thread `setfsuid`) and never through a symbolic link |
+//! | [`kept_secret`] | random secrets kept beside a journal: a foreman's holder token, a master's attempt key |
 //! | [`failpoint`] | `PILOTQ_FAILPOINT`: crash points for end-to-end tests |
 //! | [`user_log`] | HTCondor's job event log (`log = path`): what to write, and writing it (synced, retried) |
 //! | [`worker`] | the worker actor, its process executor and executable cache |
 //! | [`connect`] | the peer side of the handshake (workers, foremen, clients) |
+//! | [`transport`] | the byte streams frames travel on: TCP, TLS, the Unix socket |
+//! | [`tls`] | rustls configurations: a master's certificate, a peer's CA, mutual TLS |
 //! | [`backoff`] | a holder's reconnect backoff: doubling, jittered, kept inside the lease |
 //! | [`client`] | a short-lived client: submit, query, remove, status |
 
@@ -25,9 +29,13 @@ pub mod connect;
 pub mod failpoint;
 pub mod files;
 pub mod foreman;
+pub mod kept_secret;
 pub mod master;
 pub mod outbox;
+pub mod owner_files;
 pub mod session;
+pub mod tls;
+pub mod transport;
 pub mod user_log;
 pub mod worker;
 

@@ -10,6 +10,7 @@
 
 use crate::master::{FromSession, Master, SessionClosed};
 use crate::outbox::Outbox;
+use crate::transport::{Conn, Peer};
 use actix::prelude::*;
 use pilotq_wire::handshake::{fresh_nonce, Prover, Welcome};
 use pilotq_wire::{
@@ -19,14 +20,53 @@ use pilotq_wire::{
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 enum Phase {
     AwaitHello,
-    AwaitProof { hello: Hello, nonce: Vec<u8> },
-    Ready { role: Role, name: String },
+    AwaitProof {
+        hello: Hello,
+        nonce: Vec<u8>,
+    },
+    Ready {
+        role: Role,
+        name: String,
+        grant: Grant,
+    },
+}
+
+/// What an authenticated connection may do, decided by the handshake and
+/// the transport; the master acts on this, never on a claim in a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// A worker or foreman that proved the holder secret (or one the master
+    /// does not ask for).
+    Holder,
+    /// A client that proved the client secret over TCP: the `Owner` it
+    /// claims is trusted, as HTCondor trusts an authenticated CE.
+    Client,
+    /// A client on the Unix socket: the kernel says it is this user, so its
+    /// `Owner` is this name whatever the request claims.
+    LocalUser(String),
+    /// A client without the secret, let in by `--open-reads`: queries,
+    /// history and status only.
+    Reader,
+}
+
+impl Grant {
+    /// May change the queue or read job outputs and the journal.
+    pub fn may_write(&self) -> bool {
+        !matches!(self, Grant::Reader)
+    }
+
+    /// The owner the kernel vouches for, if any.
+    pub fn proven_owner(&self) -> Option<&str> {
+        match self {
+            Grant::LocalUser(u) => Some(u),
+            _ => None,
+        }
+    }
 }
 
 pub struct Session {
@@ -39,10 +79,14 @@ pub struct Session {
     max_frame: usize,
     master_name: String,
     lease: Duration,
-    peer: String,
+    peer: Peer,
     opened: Instant,
     handshake_timeout: Duration,
     open_sessions: Arc<AtomicUsize>,
+    open_reads: bool,
+    /// This connection's place in its source address's count; freed when
+    /// the session ends.
+    _slot: Option<crate::master::listener::AddrSlot>,
 }
 
 /// The shared secrets a peer must prove it knows, by its role: holders
@@ -86,19 +130,22 @@ pub struct SessionSettings {
     pub handshake_timeout: Duration,
     pub max_connections: usize,
     pub open_sessions: Arc<AtomicUsize>,
+    /// Clients without the secret may query (`--open-reads`).
+    pub open_reads: bool,
     /// Told to holders in the `Welcome`, so that they keep their reconnect
     /// backoff inside it.
     pub lease: Duration,
 }
 
 impl Session {
-    /// Starts a session for an accepted stream.
-    pub fn start(stream: TcpStream, master: Addr<Master>, s: SessionSettings) {
-        let peer = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "?".into());
-        let _ = stream.set_nodelay(true);
+    /// Starts a session for an accepted stream (TLS already done).
+    pub fn start(
+        stream: Conn,
+        peer: Peer,
+        slot: Option<crate::master::listener::AddrSlot>,
+        master: Addr<Master>,
+        s: SessionSettings,
+    ) {
         let (read, write) = stream.into_split();
         let closed = CancellationToken::new();
         let outbox = Outbox::start(
@@ -138,6 +185,8 @@ impl Session {
                 opened: Instant::now(),
                 handshake_timeout: s.handshake_timeout,
                 open_sessions: s.open_sessions,
+                open_reads: s.open_reads,
+                _slot: slot,
             }
         });
     }
@@ -184,25 +233,59 @@ impl Session {
         nonce: Vec<u8>,
         proof: Option<Vec<u8>>,
     ) {
-        if let Some(secret) = self.secrets.for_role(hello.role) {
-            let ok = proof
-                .as_deref()
-                .is_some_and(|p| secret.verify(Prover::Peer, &hello, &nonce, p));
-            if !ok {
-                return self.refuse(
-                    ctx,
-                    "authentication failed: wrong or missing password".into(),
-                );
-            }
-        }
-        tracing::debug!(peer = %self.peer, role = %hello.role, name = %hello.name, "peer accepted");
+        let grant = match self.grant(&hello, &nonce, proof.as_deref()) {
+            Ok(g) => g,
+            Err(why) => return self.refuse(ctx, why),
+        };
+        tracing::debug!(peer = %self.peer, role = %hello.role, name = %hello.name, ?grant, "peer accepted");
         self.limit.set(self.max_frame);
         self.outbox.deliver(FromMaster::Accepted);
         self.phase = Phase::Ready {
             role: hello.role,
             name: hello.name,
+            grant,
         };
     }
+
+    /// What the peer may do, or why it is refused.
+    fn grant(&self, hello: &Hello, nonce: &[u8], proof: Option<&[u8]>) -> Result<Grant, String> {
+        if let Peer::Local { uid, user } = &self.peer {
+            // The socket is for people on this host: pilots connect over
+            // TCP, where the holder secret decides.
+            if hello.role != Role::Client {
+                return Err(format!(
+                    "a {} may not connect on the Unix socket; connect over TCP",
+                    hello.role
+                ));
+            }
+            return match user {
+                Some(u) => Ok(Grant::LocalUser(u.clone())),
+                None => Err(format!("uid {uid} has no user name on the master's host")),
+            };
+        }
+        let Some(secret) = self.secrets.for_role(hello.role) else {
+            return Ok(match hello.role {
+                Role::Client => Grant::Client,
+                Role::Worker | Role::Foreman => Grant::Holder,
+            });
+        };
+        match proof {
+            Some(p) if secret.verify(Prover::Peer, hello, nonce, p) => Ok(match hello.role {
+                Role::Client => Grant::Client,
+                Role::Worker | Role::Foreman => Grant::Holder,
+            }),
+            // A wrong password is a mistake to report, even where reads
+            // are open; only a client that offers none reads without one.
+            None if hello.role == Role::Client && self.open_reads => Ok(Grant::Reader),
+            _ => Err("authentication failed: wrong or missing password".into()),
+        }
+    }
+}
+
+/// A frame length that is a TLS record's first bytes (a ClientHello: 0x16
+/// 0x03 …) read as a length.
+fn looks_like_tls(len: usize) -> bool {
+    matches!((len as u32).to_be_bytes(), [0x16, 0x03, 0x00..=0x04, _])
 }
 
 impl Actor for Session {
@@ -231,7 +314,7 @@ impl Actor for Session {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.outbox.closed.cancel();
         self.open_sessions.fetch_sub(1, Ordering::Relaxed);
-        if let Phase::Ready { role, name } = &self.phase {
+        if let Phase::Ready { role, name, .. } = &self.phase {
             // One notice per connection, which the peer cannot multiply
             // without opening connections (bounded by max_connections), so an
             // unbounded do_send is safe here.
@@ -248,6 +331,18 @@ impl StreamHandler<Result<ToMaster, FrameError>> for Session {
     fn handle(&mut self, item: Result<ToMaster, FrameError>, ctx: &mut Context<Self>) {
         let msg = match item {
             Ok(m) => m,
+            // A TLS peer that leaves without close_notify (every client
+            // that exits) is a close, not a fault.
+            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::debug!(peer = %self.peer, "peer left: {e}");
+                return ctx.stop();
+            }
+            Err(FrameError::TooLarge { len, .. }) if looks_like_tls(len) => {
+                return self.refuse(
+                    ctx,
+                    "a TLS client on a plain port: give the master --tls-cert and --tls-key, or the client no --tls-ca".into(),
+                )
+            }
             Err(e) => return self.refuse(ctx, e.to_string()),
         };
         match (std::mem::replace(&mut self.phase, Phase::AwaitHello), msg) {
@@ -255,15 +350,16 @@ impl StreamHandler<Result<ToMaster, FrameError>> for Session {
             (Phase::AwaitProof { hello, nonce }, ToMaster::Proof { proof }) => {
                 self.on_proof(ctx, hello, nonce, proof)
             }
-            (Phase::Ready { role, name }, msg) => {
+            (Phase::Ready { role, name, grant }, msg) => {
                 let req = FromSession {
                     conn: self.outbox.conn,
                     role,
+                    grant: grant.clone(),
                     name: name.clone(),
                     outbox: self.outbox.clone(),
                     msg,
                 };
-                self.phase = Phase::Ready { role, name };
+                self.phase = Phase::Ready { role, name, grant };
                 // Wait until the master has taken it before reading on.
                 ctx.wait(self.master.send(req).into_actor(self).map(|res, act, ctx| {
                     if res.is_err() {

@@ -10,12 +10,19 @@
 //! The master decides *what* to log (`entries_for`) on its own thread, cheaply;
 //! the formatting and file I/O run on the job-file threads, so a `queue
 //! 1000000` with a log costs the master one small record.
+//!
+//! The path is the submitter's choice and the master usually root, so a log
+//! is opened as the cluster's owner and never through a symbolic link
+//! (`crate::owner_files`); a log that cannot be opened so is retried and
+//! reported like any other that cannot be written.
 
+use crate::owner_files::{split, Acting, Dir, WriteAs};
 use pilotq_journal::{Event, JobState, Table};
 use pilotq_wire::time_format::iso_time;
 use pilotq_wire::{ClusterId, JobId, JobSpec, Outcome};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub enum Entry {
@@ -33,10 +40,12 @@ pub enum Entry {
     Released,
 }
 
-/// One entry for some processes of a cluster, with the log path template.
+/// One entry for some processes of a cluster, with the log path template
+/// and the cluster's owner (as whom the log is written).
 #[derive(Debug, Clone)]
 pub struct Write1 {
     pub template: String,
+    pub owner: String,
     pub cluster: ClusterId,
     pub procs: Procs,
     pub at: u64,
@@ -61,10 +70,15 @@ impl Procs {
 /// What `events` (not yet applied to `table`) put in job event logs.
 pub fn entries_for(table: &Table, events: &[Event], master_host: &str) -> Vec<Write1> {
     let mut out = Vec::new();
-    let log_of = |c: ClusterId| -> Option<String> { table.cluster(c)?.spec.log.clone() };
+    // The log's template and the cluster's owner.
+    let log_of = |c: ClusterId| -> Option<(String, String)> {
+        let spec = &table.cluster(c)?.spec;
+        Some((spec.log.clone()?, spec.owner.clone()))
+    };
     for e in events {
-        let w = |job: JobId, entry: Entry, at: u64, template: String| Write1 {
+        let w = |job: JobId, entry: Entry, at: u64, (template, owner): (String, String)| Write1 {
             template,
+            owner,
             cluster: job.cluster,
             procs: Procs::List(vec![job.proc]),
             at,
@@ -80,6 +94,7 @@ pub fn entries_for(table: &Table, events: &[Event], master_host: &str) -> Vec<Wr
                 if let Some(template) = &spec.log {
                     out.push(Write1 {
                         template: template.clone(),
+                        owner: spec.owner.clone(),
                         cluster: *cluster,
                         procs: Procs::Range(0, *count),
                         at: *at,
@@ -145,6 +160,7 @@ pub fn entries_for(table: &Table, events: &[Event], master_host: &str) -> Vec<Wr
                 let Some(t) = c.spec.log.clone() else {
                     continue;
                 };
+                let owner = c.spec.owner.clone();
                 // Every process not already Completed or Removed is aborted.
                 let done: Vec<u32> = c
                     .records()
@@ -158,6 +174,7 @@ pub fn entries_for(table: &Table, events: &[Event], master_host: &str) -> Vec<Wr
                     .collect();
                 out.push(Write1 {
                     template: t,
+                    owner,
                     cluster: *cluster,
                     procs: Procs::List(procs),
                     at: *at,
@@ -180,7 +197,15 @@ pub fn entries_for(table: &Table, events: &[Event], master_host: &str) -> Vec<Wr
 #[derive(Default)]
 pub struct UserLogWriter {
     /// Formatted bytes not yet written, per log file.
-    pending: BTreeMap<String, Vec<u8>>,
+    pending: BTreeMap<LogFile, Vec<u8>>,
+}
+
+/// One job event log: its path, and the owner it is written as (a log two
+/// owners' clusters name is appended by each as themselves).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogFile {
+    pub path: String,
+    pub owner: String,
 }
 
 /// Bytes of job event logs kept for retry at most.
@@ -223,8 +248,9 @@ impl actix::Handler<RetryUserLogs> for UserLogWriter {
 
 impl UserLogWriter {
     fn write_pending(&mut self) {
-        self.pending.retain(|path, bytes| {
-            let (written, r) = append_synced(path, bytes);
+        self.pending.retain(|file, bytes| {
+            let path = &file.path;
+            let (written, r) = append_synced(file, bytes);
             // What reached the file is not written twice.
             bytes.drain(..written);
             match r {
@@ -244,12 +270,13 @@ impl UserLogWriter {
         });
         let mut total: usize = self.pending.values().map(Vec::len).sum();
         while total > MAX_PENDING {
-            let Some((path, bytes)) = self.pending.pop_first() else {
+            let Some((file, bytes)) = self.pending.pop_first() else {
                 break;
             };
             total -= bytes.len();
             tracing::error!(
-                "job event log {path}: {} bytes of events dropped, more than {MAX_PENDING} bytes of logs could not be written",
+                "job event log {}: {} bytes of events dropped, more than {MAX_PENDING} bytes of logs could not be written",
+                file.path,
                 bytes.len()
             );
         }
@@ -257,30 +284,40 @@ impl UserLogWriter {
 }
 
 /// Formats entries, grouped by file, in order.
-pub fn format_all(writes: &[Write1]) -> BTreeMap<String, Vec<u8>> {
-    let mut by_path: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+pub fn format_all(writes: &[Write1]) -> BTreeMap<LogFile, Vec<u8>> {
+    let mut by_path: BTreeMap<LogFile, Vec<u8>> = BTreeMap::new();
     for w in writes {
         for proc in w.procs.iter() {
             let job = JobId {
                 cluster: w.cluster,
                 proc,
             };
-            let path = JobSpec::expand(&w.template, job);
-            let buf = by_path.entry(path).or_default();
+            let file = LogFile {
+                path: JobSpec::expand(&w.template, job),
+                owner: w.owner.clone(),
+            };
+            let buf = by_path.entry(file).or_default();
             block(buf, job, w.at, &w.entry);
         }
     }
     by_path
 }
 
-/// Appends and syncs; returns how many bytes reached the file, with the
-/// first error.
-fn append_synced(path: &str, bytes: &[u8]) -> (usize, std::io::Result<()>) {
-    let mut f = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
+/// Appends and syncs, as the log's owner and without following a symbolic
+/// link (`crate::owner_files`: the path is the submitter's, the master
+/// usually root); returns how many bytes reached the file, with the first
+/// error. The log's directory is never made.
+fn append_synced(file: &LogFile, bytes: &[u8]) -> (usize, std::io::Result<()>) {
+    let opened = (|| {
+        let (dir, name) = split(Path::new(&file.path))?;
+        let who = WriteAs::for_owner(&file.owner)?;
+        let acting = Acting::begin(&who)?;
+        let f = Dir::open(&dir, false)?.open_append(&name)?;
+        // Written as whoever opened it: the ids are given back at once.
+        drop(acting);
+        Ok::<_, std::io::Error>(f)
+    })();
+    let mut f = match opened {
         Ok(f) => f,
         Err(e) => return (0, Err(e)),
     };
@@ -343,6 +380,7 @@ mod tests {
     fn terminated(cluster: u64, proc: u32, template: &str) -> Write1 {
         Write1 {
             template: template.to_string(),
+            owner: crate::owner_files::master_user().to_string(),
             cluster: ClusterId(cluster),
             procs: Procs::List(vec![proc]),
             at: 1_795_319_360_000,

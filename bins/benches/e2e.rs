@@ -5,12 +5,13 @@
 //!    clusters of 100;
 //! 3. real `/bin/true` jobs through 2 workers of 2 cores, end to end
 //!    (`throughput`), and the same with an output and an error file per job
-//!    (`throughput-files`);
+//!    (`throughput-files`), and plain TCP beside TLS in one run
+//!    (`throughput-tls`);
 //! 4. `pilotq q --json`, `--jsonl` and the table, and `condor_q -af` and
 //!    `-nobatch`, over one cluster of 1,000,000 idle jobs, to /dev/null:
 //!    wall time and the client's peak RSS (`query`).
 //!
-//! `cargo bench -p pilotq --bench e2e [-- restart|memory|throughput|throughput-files|query]`
+//! `cargo bench -p pilotq --bench e2e [-- restart|memory|throughput|throughput-tls|throughput-files|query]`
 
 use pilotq_actors::Client;
 use pilotq_journal::{snapshot, Event, Store, Table, Writer};
@@ -132,7 +133,7 @@ fn restart() {
         let m = master(dir.path(), &addr, &[]);
         let status = rt().block_on(async {
             loop {
-                if let Ok(mut c) = Client::connect(&addr, None, DEFAULT_MAX_FRAME).await {
+                if let Ok(mut c) = Client::connect(&addr, None, None, DEFAULT_MAX_FRAME).await {
                     if let Ok(s) = c.status().await {
                         return s;
                     }
@@ -168,7 +169,7 @@ fn memory() {
         let (before, _) = rss_mb(m.0.id());
         let t0 = Instant::now();
         rt().block_on(async {
-            let mut c = Client::connect(&addr, None, DEFAULT_MAX_FRAME)
+            let mut c = Client::connect(&addr, None, None, DEFAULT_MAX_FRAME)
                 .await
                 .unwrap();
             for _ in 0..clusters {
@@ -189,42 +190,62 @@ fn memory() {
 
 /// `files`: every job has an output and an error file, so each completion
 /// also costs two files put in place (synced, renamed, directory synced).
-fn throughput_with(files: bool) {
+fn throughput_with(files: bool, tls: bool) {
     let what = if files {
         "with output and error files"
     } else {
         "without output files"
     };
-    println!("== /bin/true jobs through 2 workers of 2 cores, {what}");
+    let link = if tls { "TLS" } else { "plain TCP" };
+    println!("== /bin/true jobs through 2 workers of 2 cores, {what}, over {link}");
     let jobs: u32 = 20_000;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let m = master(&dir.path().join("master"), &addr, &[]);
+    let pki =
+        tls.then(|| pilotq_sim::certs::Pki::generate(&dir.path().join("tls"), "bench").unwrap());
+    let (cert, key) = match &pki {
+        Some(p) => (
+            p.server_cert.display().to_string(),
+            p.server_key.display().to_string(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let server_tls: Vec<&str> = if tls {
+        vec!["--tls-cert", &cert, "--tls-key", &key]
+    } else {
+        vec![]
+    };
+    let m = master(&dir.path().join("master"), &addr, &server_tls);
     let workers: Vec<Proc> = (0..2)
         .map(|i| {
-            Proc(
-                Command::new(bin())
-                    .args([
-                        "worker",
-                        "--master",
-                        &addr,
-                        "--cores",
-                        "2",
-                        "--name",
-                        &format!("w{i}"),
-                        "--workdir",
-                    ])
-                    .arg(dir.path().join(format!("w{i}")))
-                    .env("RUST_LOG", "warn")
-                    .spawn()
-                    .unwrap(),
-            )
+            let mut w = Command::new(bin());
+            w.args([
+                "worker",
+                "--master",
+                &addr,
+                "--cores",
+                "2",
+                "--name",
+                &format!("w{i}"),
+                "--workdir",
+            ])
+            .arg(dir.path().join(format!("w{i}")))
+            .env("RUST_LOG", "warn");
+            if let Some(p) = &pki {
+                w.arg("--tls-ca").arg(&p.ca);
+            }
+            Proc(w.spawn().unwrap())
         })
         .collect();
     let exe = std::fs::read("/bin/true").unwrap();
+    let client_tls = pki
+        .as_ref()
+        .map(|p| pilotq_actors::tls::ClientTls::load(&p.ca, None).unwrap());
     rt().block_on(async {
-        let mut c = Client::connect(&addr, None, DEFAULT_MAX_FRAME).await.unwrap();
+        let mut c = Client::connect(&addr, None, client_tls.as_ref(), DEFAULT_MAX_FRAME)
+            .await
+            .unwrap();
         while c.status().await.unwrap().holders < 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -293,7 +314,7 @@ fn query() {
     let addr = format!("127.0.0.1:{port}");
     let m = master(dir.path(), &addr, &["--max-jobs-per-owner", "0"]);
     rt().block_on(async {
-        let mut c = Client::connect(&addr, None, DEFAULT_MAX_FRAME)
+        let mut c = Client::connect(&addr, None, None, DEFAULT_MAX_FRAME)
             .await
             .unwrap();
         c.submit(spec(&exe), 1_000_000, exe.clone()).await.unwrap();
@@ -342,11 +363,16 @@ fn main() {
         query();
     }
     if want("throughput") {
-        throughput_with(false);
+        throughput_with(false, false);
+    }
+    // Plain and TLS in the same run, for their ratio (issue 7).
+    if want("throughput-tls") {
+        throughput_with(false, false);
+        throughput_with(false, true);
     }
     // Apart, and last: its 40,000 files deleted at the end slow the next
     // runs' file creation on ext4 (see BENCHMARKS.md, issue 5).
     if want("throughput-files") {
-        throughput_with(true);
+        throughput_with(true, false);
     }
 }

@@ -90,7 +90,7 @@ fn running() {
     let exe = std::fs::read("/bin/sleep").unwrap();
     let spec = common::job_spec(&exe, "/bin/sleep", &["60"]);
     rt().block_on(async {
-        let mut c = Client::connect(&maddr, None, DEFAULT_MAX_FRAME).await.unwrap();
+        let mut c = Client::connect(&maddr, None, None, DEFAULT_MAX_FRAME).await.unwrap();
         // Every foreman registered with all its workers' cores.
         let t = Instant::now();
         while c.status().await.unwrap().cores < 24 * 42 {
@@ -143,16 +143,16 @@ fn memory() {
     rt().block_on(async {
         let mut links = Vec::new();
         for i in 0..1000 {
-            let mut l = connect(&faddr, Role::Worker, &format!("sim-{i}"), None, DEFAULT_MAX_FRAME, Duration::from_secs(20))
+            let mut l = connect(&faddr, Role::Worker, &format!("sim-{i}"), None, None, DEFAULT_MAX_FRAME, Duration::from_secs(20))
                 .await
                 .unwrap();
-            l.send(ToMaster::Register { resources: Resources::new(1, 1000, 1000), holdings: vec![], depth: 2, max_jobs: 0, tags: vec![] })
+            l.send(ToMaster::Register { resources: Resources::new(1, 1000, 1000), holdings: vec![], depth: 2, max_jobs: 0, tags: vec![], token: vec![] })
                 .await
                 .unwrap();
             links.push(l);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let mut c = Client::connect(&maddr, None, DEFAULT_MAX_FRAME).await.unwrap();
+        let mut c = Client::connect(&maddr, None, None, DEFAULT_MAX_FRAME).await.unwrap();
         let s = c.status().await.unwrap();
         println!(
             "a foreman with 1,000 connected workers: RSS {:.1} MB (with none: {:.1} MB); the master sees it offer {} cores",

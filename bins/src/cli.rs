@@ -194,6 +194,23 @@ pub struct MasterArgs {
     /// secret instead: `pilotq init-secret PATH`.
     #[arg(long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub tls: crate::tls_opts::ServerTlsOpts,
+    /// Also listen on this Unix socket, open to every local user: the
+    /// kernel tells the master who each client is, so its jobs' Owner is
+    /// that user, not a claim, and no client secret is needed. Clients
+    /// reach it with `--master unix:PATH`.
+    #[arg(long, value_name = "PATH")]
+    pub unix_socket: Option<PathBuf>,
+    /// Let clients without the client secret query the queue, the history
+    /// and the status (HTCondor's READ level); submit, rm, release and
+    /// outputs still need the secret.
+    #[arg(long)]
+    pub open_reads: bool,
+    /// Connections one source address may hold open; more are closed at
+    /// once (0: no bound). Raise it for a host that runs more workers.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections_per_ip: usize,
 }
 
 impl MasterArgs {
@@ -287,6 +304,18 @@ pub struct ForemanArgs {
     /// `pilotq master --insecure`).
     #[arg(long)]
     pub insecure: bool,
+    /// TLS for this foreman's workers (its certificate also shows upstream,
+    /// to a master that asks for one).
+    #[command(flatten)]
+    pub tls: crate::tls_opts::ServerTlsOpts,
+    /// Connect to the master with TLS, trusting a certificate signed by
+    /// this CA (PEM).
+    #[arg(long, value_name = "PEM", env = "PILOTQ_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Connections one source address may hold open to this foreman; more
+    /// are closed at once (0: no bound).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -351,6 +380,8 @@ pub struct WorkerArgs {
     pub drain_file: Option<PathBuf>,
     #[command(flatten)]
     pub secret: SecretOpts,
+    #[command(flatten)]
+    pub tls: crate::tls_opts::PeerTlsOpts,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,6 +1,7 @@
 //! How clients find the master and the shared secret: `--master` or
-//! `PILOTQ_MASTER` (default `127.0.0.1:9094`), `--password-file` or
-//! `PILOTQ_PASSWORD_FILE`.
+//! `PILOTQ_MASTER` (default `127.0.0.1:9094`, or `unix:PATH`),
+//! `--password-file` or `PILOTQ_PASSWORD_FILE`, and TLS: `--tls-ca` or
+//! `PILOTQ_TLS_CA` (with `PILOTQ_TLS_CERT`/`PILOTQ_TLS_KEY` for mutual TLS).
 
 use anyhow::Result;
 use clap::Args;
@@ -13,11 +14,13 @@ pub const DEFAULT_MASTER: &str = "127.0.0.1:9094";
 
 #[derive(Debug, Clone, Args)]
 pub struct ClientOpts {
-    /// The master's HOST:PORT.
+    /// The master's HOST:PORT, or unix:PATH for its Unix socket.
     #[arg(long, env = "PILOTQ_MASTER", default_value = DEFAULT_MASTER)]
     pub master: String,
     #[command(flatten)]
     pub secret: SecretOpts,
+    #[command(flatten)]
+    pub tls: crate::tls_opts::PeerTlsOpts,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -50,12 +53,21 @@ impl ClientOpts {
             secret: SecretOpts {
                 password_file: env("PILOTQ_PASSWORD_FILE").map(PathBuf::from),
             },
+            tls: crate::tls_opts::PeerTlsOpts::from_env(),
         }
     }
 
     pub async fn connect(&self) -> Result<Client> {
         let secret = self.secret.load()?;
-        match Client::connect(&self.master, secret.as_ref(), DEFAULT_MAX_FRAME).await {
+        let tls = self.tls.load()?;
+        match Client::connect(
+            &self.master,
+            secret.as_ref(),
+            tls.as_ref(),
+            DEFAULT_MAX_FRAME,
+        )
+        .await
+        {
             Ok(c) => Ok(c),
             // Only a master we cannot reach gets the hint to start one.
             Err(e @ (ConnectError::Connect { .. } | ConnectError::Timeout { .. })) => {

@@ -21,6 +21,7 @@ pub mod condor;
 pub mod logging;
 pub mod machine;
 pub mod signals;
+pub mod tls_opts;
 
 /// Die quietly on a closed pipe (`condor_q | head`) like other Unix tools.
 ///

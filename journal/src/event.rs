@@ -86,6 +86,10 @@ pub enum Event {
         /// run it wrapped, exactly as the master's own would.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         wrapper: Option<String>,
+        /// The master's key for the attempt, passed down to the worker that
+        /// runs it (`pilotq_wire::attempt_key`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<pilotq_wire::AttemptKey>,
     },
     /// Attempt `attempt` of `job` is now held by `holder`: its first holder
     /// was lost and another (a foreman its worker failed over to) reported

@@ -889,6 +889,7 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert!(s.forwards().results.is_empty() && s.forwards().bad.is_empty());
         let result = |cluster, attempt| JobResult {
+            key: None,
             job: JobId::new(cluster, 4),
             attempt,
             outcome: Outcome::Exited { code: 3 },

@@ -33,7 +33,7 @@ use crate::counts::Counts;
 use crate::departure::{Departed, Departure};
 use crate::event::{Event, KeptOutput};
 use crate::procs::ProcRanges;
-use pilotq_wire::{ClusterId, JobId, JobSpec, JobStatus, Outcome, Resources};
+use pilotq_wire::{AttemptKey, ClusterId, JobId, JobSpec, JobStatus, Outcome, Resources};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -115,6 +115,12 @@ pub struct Job {
     /// end to end). 0: not adopted.
     #[serde(default)]
     pub pinned: u32,
+    /// On a foreman: the key its master gave the pinned attempt, passed
+    /// down with every local dispatch so that the worker can show it if it
+    /// fails over (`pilotq_wire::attempt_key`). Last, for the snapshot's
+    /// positional encoding.
+    #[serde(default)]
+    pub key: Option<AttemptKey>,
 }
 
 const FRESH: Job = Job {
@@ -122,6 +128,7 @@ const FRESH: Job = Job {
     attempts: 0,
     entered_at: 0,
     pinned: 0,
+    key: None,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,9 +237,8 @@ impl Cluster {
                 proc,
                 Job {
                     state,
-                    attempts: 0,
                     entered_at: self.submitted_at,
-                    pinned: 0,
+                    ..FRESH
                 },
             );
             if proc >= self.next_fresh {
@@ -277,9 +283,7 @@ impl Cluster {
 
 const REMOVED: Job = Job {
     state: JobState::Removed,
-    attempts: 0,
-    entered_at: 0,
-    pinned: 0,
+    ..FRESH
 };
 
 /// A job as read from the table, materialised or implied.
@@ -448,9 +452,10 @@ impl Table {
                 spec,
                 at,
                 wrapper,
+                key,
             } => {
                 // A refused adoption changes nothing, the wrapper included.
-                if self.adopt(*job, *attempt, spec.as_deref(), *at) {
+                if self.adopt(*job, *attempt, spec.as_deref(), *at, *key) {
                     if let (Some(c), Some(w)) = (self.clusters.get_mut(&job.cluster), wrapper) {
                         c.wrapper = Some(w.clone());
                     }
@@ -605,7 +610,14 @@ impl Table {
     /// master's attempt. A newer attempt of a job it had replaces the old
     /// one; the same or an older attempt changes nothing.
     /// Whether the adoption was taken.
-    fn adopt(&mut self, job: JobId, attempt: u32, spec: Option<&JobSpec>, at: u64) -> bool {
+    fn adopt(
+        &mut self,
+        job: JobId,
+        attempt: u32,
+        spec: Option<&JobSpec>,
+        at: u64,
+        key: Option<AttemptKey>,
+    ) -> bool {
         // Process u32::MAX cannot be adopted: the cluster's count, one past
         // its highest process, would not fit (a wire value, so refused here
         // rather than wrapped).
@@ -648,10 +660,8 @@ impl Table {
         self.adopts = true;
         if let std::collections::btree_map::Entry::Vacant(slot) = c.jobs.entry(job.proc) {
             slot.insert(Job {
-                state: JobState::Idle,
-                attempts: 0,
                 entered_at: at,
-                pinned: 0,
+                ..FRESH
             });
             // Only records exist: nothing implied between or after them.
             c.count = c.count.max(end);
@@ -664,6 +674,7 @@ impl Table {
         let j = c.jobs.get_mut(&job.proc).expect("present");
         j.attempts = attempt - 1;
         j.pinned = attempt;
+        j.key = key;
         c.requeued.insert(job.proc);
         self.refresh_index(job.cluster);
         true
@@ -1612,6 +1623,7 @@ pub(crate) mod tests {
         let mut t = Table::new();
         let adopt = |t: &mut Table, proc, attempt, with_spec: bool| {
             t.apply(&Event::JobAdopted {
+                key: None,
                 job: JobId::new(7, proc),
                 attempt,
                 spec: with_spec.then(|| spec(0, 1)),
@@ -2080,6 +2092,7 @@ pub(crate) mod tests {
             apply(
                 t,
                 Event::JobAdopted {
+                    key: None,
                     job: JobId::new(7, proc),
                     attempt,
                     spec: Some(spec(0, 1)),
@@ -2116,6 +2129,7 @@ pub(crate) mod tests {
             apply_ignored(
                 &mut t,
                 Event::JobAdopted {
+                    key: None,
                     job: JobId::new(1, 0),
                     attempt: 1,
                     spec: Some(spec(0, 1)),
@@ -2135,6 +2149,7 @@ pub(crate) mod tests {
         let mut t = Table::new();
         let last = |cluster| JobId::new(cluster, u32::MAX);
         let adopt_last = |cluster, wrapper: Option<&str>| Event::JobAdopted {
+            key: None,
             job: last(cluster),
             attempt: 1,
             spec: Some(spec(0, 1)),
@@ -2150,6 +2165,7 @@ pub(crate) mod tests {
         apply(
             &mut t,
             Event::JobAdopted {
+                key: None,
                 job: JobId::new(7, u32::MAX - 1),
                 attempt: 1,
                 spec: Some(spec(0, 1)),
@@ -2173,6 +2189,7 @@ pub(crate) mod tests {
         apply(
             &mut t,
             Event::JobAdopted {
+                key: None,
                 job: JobId::new(7, 0),
                 attempt: 2,
                 spec: Some(spec(0, 1)),
@@ -2183,6 +2200,7 @@ pub(crate) mod tests {
         apply_ignored(
             &mut t,
             Event::JobAdopted {
+                key: None,
                 job: JobId::new(7, u32::MAX),
                 attempt: 1,
                 spec: None,
@@ -2434,6 +2452,7 @@ pub(crate) mod tests {
             apply(
                 t,
                 Event::JobAdopted {
+                    key: None,
                     job: JobId::new(4, proc),
                     attempt,
                     spec: Some(leaving_spec(0, 1)),

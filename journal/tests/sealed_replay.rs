@@ -72,7 +72,7 @@ fn event() -> impl Strategy<Value = Event> {
         1 => (job(), at.clone()).prop_map(|(job, at)| Event::JobReleased { job, at }),
         1 => (job(), at.clone()).prop_map(|(job, at)| Event::JobRemoved { job, at }),
         1 => (job(), 1u32..4, any::<bool>(), at.clone()).prop_map(|(job, attempt, wrapped, at)| {
-            Event::JobAdopted {
+            Event::JobAdopted { key: None,
                 job,
                 attempt,
                 spec: Some(spec(job.cluster.0 * 100)),

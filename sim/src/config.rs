@@ -45,6 +45,8 @@ pub struct SimConfig {
     pub connect_parallelism: usize,
     /// Print progress lines on stderr.
     pub progress: bool,
+    /// Every link over TLS (a CA made for the run), to measure its cost.
+    pub tls: bool,
 }
 
 impl SimConfig {
@@ -66,6 +68,7 @@ impl SimConfig {
             lease: Duration::from_secs(10),
             timeout: Duration::from_secs(600),
             stop_after: None,
+            tls: false,
             journal: None,
             report_json: None,
             timeline_csv: None,

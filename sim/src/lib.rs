@@ -23,8 +23,10 @@
 //! | [`invariants`] | the end checks |
 //! | [`report`] | the report, for people and as JSON |
 //! | [`rlimit`] | raising the open-file limit for thousands of sockets |
+//! | [`certs`] | a throw-away CA and certificates, for `--tls` runs and tests |
 //! | [`run`] | one simulation, start to end |
 
+pub mod certs;
 pub mod child;
 pub mod config;
 pub mod invariants;

@@ -71,6 +71,14 @@ pub async fn run(cfg: SimConfig) -> Result<Report> {
     let secret_bytes: [u8; 24] = rand::thread_rng().gen();
     std::fs::write(&password, hex::encode(secret_bytes)).context("writing the password file")?;
     let secret = Secret::from_file(&password)?;
+    let pki = if cfg.tls {
+        Some(crate::certs::Pki::generate(
+            &scratch.path().join("tls"),
+            "pilotq sim",
+        )?)
+    } else {
+        None
+    };
 
     let mut sim = Sim::new(
         cfg.clone(),
@@ -79,7 +87,8 @@ pub async fn run(cfg: SimConfig) -> Result<Report> {
         scratch.path(),
         secret,
         &password,
-    );
+        pki,
+    )?;
     let outcome = sim.drive().await;
     // Whatever happened, no child outlives the simulation.
     sim.teardown().await;
@@ -103,6 +112,16 @@ pub async fn run(cfg: SimConfig) -> Result<Report> {
     Ok(report)
 }
 
+/// A master's or foreman's TLS flags for the run's certificates.
+fn server_tls_args(p: &crate::certs::Pki) -> [String; 4] {
+    [
+        "--tls-cert".into(),
+        p.server_cert.display().to_string(),
+        "--tls-key".into(),
+        p.server_key.display().to_string(),
+    ]
+}
+
 fn say(cfg: &SimConfig, line: &str) {
     if cfg.progress {
         eprintln!("sim: {line}");
@@ -115,6 +134,8 @@ struct Sim {
     journal: PathBuf,
     scratch: PathBuf,
     password: PathBuf,
+    /// The run's certificates (`--tls`).
+    pki: Option<crate::certs::Pki>,
     master: Arc<AsyncMutex<ServerProc>>,
     foremen: Vec<ServerProc>,
     relays: Vec<Relay>,
@@ -139,9 +160,10 @@ impl Sim {
         scratch: &Path,
         secret: Secret,
         password: &Path,
-    ) -> Sim {
+        pki: Option<crate::certs::Pki>,
+    ) -> Result<Sim> {
         let heartbeat = (cfg.lease / 5).max(Duration::from_millis(200));
-        let master_args = vec![
+        let mut master_args = vec![
             "--journal".to_string(),
             journal.display().to_string(),
             "--name".into(),
@@ -158,7 +180,17 @@ impl Sim {
             // Its `--stop-after` removal acts for the site, whoever runs it.
             "--super-users".into(),
             pilotq_actors::client::current_user(),
+            // Ten thousand workers come from one address.
+            "--max-connections-per-ip".into(),
+            "0".into(),
         ];
+        let tls = match &pki {
+            None => None,
+            Some(p) => {
+                master_args.extend(server_tls_args(p));
+                Some(pilotq_actors::tls::ClientTls::load(&p.ca, None)?)
+            }
+        };
         let master = ServerProc::new(
             "master",
             cfg.pilotq_bin.clone(),
@@ -169,18 +201,20 @@ impl Sim {
             book: Arc::new(JobBook::new(&workload)),
             stats: Arc::new(Stats::new()),
             secret: Some(secret),
+            tls,
             speed: cfg.speed,
             heartbeat,
             max_frame: DEFAULT_MAX_FRAME,
             stop: CancellationToken::new(),
             first_connects: tokio::sync::Semaphore::new(cfg.connect_parallelism.max(1)),
         });
-        Sim {
+        Ok(Sim {
             cfg,
             workload,
             journal,
             scratch: scratch.to_path_buf(),
             password: password.to_path_buf(),
+            pki,
             master: Arc::new(AsyncMutex::new(master)),
             foremen: Vec::new(),
             relays: Vec::new(),
@@ -192,7 +226,7 @@ impl Sim {
             master_dead: Arc::new(Mutex::new(None)),
             timeline: Arc::new(Mutex::new(Timeline::default())),
             t_submit: None,
-        }
+        })
     }
 
     fn stats(&self) -> &Stats {
@@ -485,7 +519,9 @@ impl Sim {
             let relay = Relay::start(master.to_string(), self.faults_off.child_token())
                 .await
                 .context("starting a relay")?;
-            let args = vec![
+            let mut args = vec![
+                "--max-connections-per-ip".to_string(),
+                "0".into(),
                 "--master".to_string(),
                 relay.addr.clone(),
                 "--journal".into(),
@@ -504,6 +540,10 @@ impl Sim {
                 "--password-file".into(),
                 self.password.display().to_string(),
             ];
+            if let Some(p) = &self.pki {
+                args.extend(server_tls_args(p));
+                args.extend(["--tls-ca".to_string(), p.ca.display().to_string()]);
+            }
             let mut f = ServerProc::new(
                 "foreman",
                 self.cfg.pilotq_bin.clone(),
@@ -764,9 +804,14 @@ impl Sim {
         client: &mut Option<Client>,
     ) -> Option<pilotq_wire::message::MasterStatus> {
         if client.is_none() {
-            *client = Client::connect(addr, self.shared.secret.as_ref(), DEFAULT_MAX_FRAME)
-                .await
-                .ok();
+            *client = Client::connect(
+                addr,
+                self.shared.secret.as_ref(),
+                self.shared.tls.as_ref(),
+                DEFAULT_MAX_FRAME,
+            )
+            .await
+            .ok();
         }
         match client.as_mut()?.status().await {
             Ok(s) => Some(s),
@@ -783,8 +828,13 @@ impl Sim {
         let until = Instant::now() + Duration::from_secs(120);
         loop {
             let r = async {
-                let mut c =
-                    Client::connect(addr, self.shared.secret.as_ref(), DEFAULT_MAX_FRAME).await?;
+                let mut c = Client::connect(
+                    addr,
+                    self.shared.secret.as_ref(),
+                    self.shared.tls.as_ref(),
+                    DEFAULT_MAX_FRAME,
+                )
+                .await?;
                 let live = c.query(vec![]).await?;
                 let mut history = Vec::new();
                 c.history_each(vec![], true, |chunk| {
@@ -888,7 +938,13 @@ impl Submitter {
             if let Some(c) = pooled {
                 return c;
             }
-            match Client::connect(&self.addr, self.shared.secret.as_ref(), DEFAULT_MAX_FRAME).await
+            match Client::connect(
+                &self.addr,
+                self.shared.secret.as_ref(),
+                self.shared.tls.as_ref(),
+                DEFAULT_MAX_FRAME,
+            )
+            .await
             {
                 Ok(c) => return c,
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,

@@ -30,6 +30,8 @@ pub struct Shared {
     pub book: Arc<JobBook>,
     pub stats: Arc<Stats>,
     pub secret: Option<Secret>,
+    /// TLS to the master and foremen (`--tls`).
+    pub tls: Option<pilotq_actors::tls::ClientTls>,
     /// Time compression: a job of run time `d` takes `d / speed`.
     pub speed: f64,
     pub heartbeat: Duration,
@@ -60,6 +62,8 @@ struct Running {
     cores: u32,
     exit: i32,
     key: delay_queue::Key,
+    /// As a real worker's: shown with its reports (fail-over proof).
+    attempt_key: Option<pilotq_wire::AttemptKey>,
 }
 
 struct Queued {
@@ -68,6 +72,7 @@ struct Queued {
     cores: u32,
     run_ms: u32,
     exit: i32,
+    attempt_key: Option<pilotq_wire::AttemptKey>,
 }
 
 /// Reconnect backoff: shorter than a real worker's (1 s to 60 s), so that a
@@ -92,6 +97,7 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, death: CancellationToken) {
     let mut w = Worker {
         spec,
         sh: shared.clone(),
+        token: pilotq_wire::handshake::fresh_nonce(),
         running: HashMap::new(),
         queue: VecDeque::new(),
         results: HashMap::new(),
@@ -164,6 +170,8 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, death: CancellationToken) {
 struct Worker {
     spec: Spec,
     sh: Arc<Shared>,
+    /// Its holder token, as a real worker's: kept across its reconnects.
+    token: Vec<u8>,
     running: HashMap<JobId, Running>,
     queue: VecDeque<Queued>,
     /// Results not yet acknowledged, sent or not.
@@ -198,6 +206,7 @@ impl Worker {
             Role::Worker,
             &self.spec.name,
             self.sh.secret.as_ref(),
+            self.sh.tls.as_ref(),
             self.sh.max_frame,
             Duration::from_secs(20),
         )
@@ -232,6 +241,7 @@ impl Worker {
             .running
             .iter()
             .map(|(job, r)| Holding {
+                key: r.attempt_key,
                 job: *job,
                 attempt: r.attempt,
                 state: HoldingState::Running {
@@ -242,6 +252,7 @@ impl Worker {
             })
             .collect();
         holdings.extend(self.queue.iter().map(|q| Holding {
+            key: q.attempt_key,
             job: q.job,
             attempt: q.attempt,
             state: HoldingState::Queued,
@@ -249,6 +260,7 @@ impl Worker {
             wrapper: None,
         }));
         holdings.extend(self.results.values().map(|r| Holding {
+            key: r.key,
             job: r.job,
             attempt: r.attempt,
             state: HoldingState::ResultFollows,
@@ -262,6 +274,7 @@ impl Worker {
                 depth: self.spec.depth,
                 max_jobs: 0,
                 tags: vec![],
+                token: self.token.clone(),
             })
             .await
             .map_err(|_| ())?;
@@ -367,6 +380,7 @@ impl Worker {
                 cores,
                 run_ms,
                 exit,
+                attempt_key: a.key,
             });
         }
         self.sh.stats.record_latencies(&lat);
@@ -396,12 +410,14 @@ impl Worker {
                     cores: q.cores,
                     exit: q.exit,
                     key,
+                    attempt_key: q.attempt_key,
                 },
             );
             self.sh
                 .stats
                 .run_started(q.job, self.spec.id, q.attempt, now);
             self.unsent_started.push(Started {
+                key: q.attempt_key,
                 job: q.job,
                 attempt: q.attempt,
                 at: started_ms,
@@ -430,6 +446,7 @@ impl Worker {
             .stats
             .run_ended(job, self.spec.id, r.attempt, now, RunEnd::Completed);
         let result = JobResult {
+            key: r.attempt_key,
             job,
             attempt: r.attempt,
             outcome: Outcome::Exited { code: r.exit },

@@ -21,8 +21,16 @@ pub enum FrameError {
     Decode(String),
     #[error("cannot encode message: {0}")]
     Encode(String),
+    /// The cause is in the message, not chained as a source: printed with
+    /// its chain (`{:#}`), it would say everything twice.
     #[error("connection error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for FrameError {
+    fn from(e: std::io::Error) -> Self {
+        FrameError::Io(e)
+    }
 }
 
 /// Largest frame a peer may send before its handshake completes: a `Hello`

@@ -10,6 +10,7 @@
 //! | [`job_spec`] | `JobSpec`: what a job runs, with what environment, where its files go |
 //! | [`outcome`] | `Outcome` and `JobResult`: how a job ended and what it printed |
 //! | [`message`] | every message, one enum per direction (`ToMaster`, `FromMaster`) |
+//! | [`attempt_key`] | `AttemptKey`: the proof a holder shows for an attempt dispatched to another (fail-over) |
 //! | [`handshake`] | `Hello`, the protocol version and the mutual HMAC-SHA256 shared-secret proof |
 //! | [`codec`] | the frame codec: 4-byte big-endian length + named msgpack, bounded size |
 //! | [`status`] | `JobStatus`, HTCondor's numeric job states as clients see them |
@@ -19,6 +20,7 @@
 //! (`rmp_serde::to_vec_named`) so that a field added later with
 //! `#[serde(default)]` stays readable in both directions.
 
+pub mod attempt_key;
 pub mod codec;
 pub mod handshake;
 pub mod ids;
@@ -29,6 +31,7 @@ pub mod resources;
 pub mod status;
 pub mod time_format;
 
+pub use attempt_key::AttemptKey;
 pub use codec::{FrameCodec, FrameError, FrameLimit, DEFAULT_MAX_FRAME, PRE_HANDSHAKE_MAX_FRAME};
 pub use handshake::{Hello, Role, Secret, PROTOCOL_VERSION};
 pub use ids::{ClusterId, JobId, ParseIdError};

@@ -39,6 +39,14 @@ pub enum ToMaster {
         /// only to holders that have them all.
         #[serde(default)]
         tags: Vec<String>,
+        /// A random value the holder chose when it started (a foreman keeps
+        /// its own beside its journal): on a later connection, the proof
+        /// that it is the same holder and may take back its attempts. A
+        /// newcomer under a live holder's name is refused; under a name
+        /// whose connection is gone, it starts afresh and the attempts of
+        /// the holder it replaces are requeued, not handed over.
+        #[serde(with = "serde_bytes", default)]
+        token: Vec<u8>,
     },
     Heartbeat,
     /// What the holder offers changed (a foreman's workers came or went).
@@ -200,6 +208,10 @@ pub struct TailSegment {
 pub struct Attempt {
     pub job: JobId,
     pub attempt: u32,
+    /// The attempt's key (`attempt_key.rs`): needed where the attempt was
+    /// dispatched to another holder (fail-over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::AttemptKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +220,10 @@ pub struct Started {
     pub attempt: u32,
     /// Unix milliseconds.
     pub at: u64,
+    /// The attempt's key (`attempt_key.rs`): needed where the attempt was
+    /// dispatched to another holder (fail-over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::AttemptKey>,
 }
 
 /// One job handed to a holder.
@@ -231,6 +247,10 @@ pub struct Assignment {
     pub wrapper: Option<String>,
     #[serde(with = "serde_bytes", default)]
     pub wrapper_bytes: Option<Vec<u8>>,
+    /// The attempt's key: kept by the holder, shown by whoever reports the
+    /// attempt after a fail-over (`attempt_key.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::AttemptKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,6 +39,10 @@ pub struct JobResult {
     pub stdout: Vec<u8>,
     #[serde(with = "serde_bytes", default)]
     pub stderr: Vec<u8>,
+    /// The attempt's key (`attempt_key.rs`): needed where the attempt was
+    /// dispatched to another holder (fail-over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::AttemptKey>,
 }
 
 /// What a holder reports for each job it holds when it (re)connects.
@@ -54,6 +58,9 @@ pub struct Holding {
     /// The job wrapper it was dispatched with, by hash (with `spec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrapper: Option<String>,
+    /// The attempt's key, for an upstream that did not dispatch it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::AttemptKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,12 @@ pub struct UpstreamConfig {
     /// The foreman's name: its holder identity at the master.
     pub name: String,
     pub secret: Option<Secret>,
+    /// TLS to the master (`--tls-ca`); `None`: plain TCP.
+    pub tls: Option<crate::tls::ClientTls>,
+    /// Shown at every registration, and kept beside the foreman's journal
+    /// (`kept_secret`): a foreman restarted from its journal is
+    /// the same holder, and takes back the attempts it holds.
+    pub token: Vec<u8>,
     pub max_frame: usize,
     pub heartbeat: Duration,
     /// Jobs held as a multiple of the workers' resources (a foreman pulls
@@ -93,6 +99,7 @@ impl Upstream {
                 Role::Foreman,
                 &c.name,
                 c.secret.as_ref(),
+                c.tls.as_ref(),
                 c.max_frame,
                 Duration::from_secs(20),
             )
@@ -126,6 +133,7 @@ impl Upstream {
                 depth: act.cfg.depth.max(1),
                 max_jobs: 0,
                 tags: act.cfg.tags.clone(),
+                token: act.cfg.token.clone(),
             });
             for hash in reg.fetching {
                 outbox.deliver(ToMaster::FetchBlob { hash });

@@ -43,7 +43,7 @@ impl Master {
 
     pub(crate) fn collect_blobs(&mut self, ctx: &mut Context<Self>) {
         if !self.cfg.collect_blobs
-            || !matches!(self.seat, Seat::Site)
+            || !matches!(self.seat, Seat::Site { .. })
             || self.paused.is_some()
             || self.collecting_blobs
         {

@@ -1,7 +1,9 @@
 //! Client requests: submit, query, remove, status.
 
 use super::Master;
+use crate::config::MasterConfig;
 use crate::outbox::Outbox;
+use crate::session::Grant;
 use actix::prelude::*;
 use pilotq_journal::{now_ms, Event};
 use pilotq_wire::message::{Attempt, MasterStatus};
@@ -78,6 +80,19 @@ impl Handler<SendQueryChunks> for Master {
     }
 }
 
+/// Why a submission claiming `owner` is refused from this connection: on
+/// the Unix socket the kernel says who the client is, and only a super
+/// user may submit for someone else.
+pub(super) fn owner_refusal(cfg: &MasterConfig, grant: &Grant, owner: &str) -> Option<String> {
+    let user = grant.proven_owner()?;
+    if user == owner || cfg.acts_for(Some(user)).is_none() {
+        return None;
+    }
+    Some(format!(
+        "submission refused: it names Owner {owner:?}, but this connection is user {user:?}, who may submit only their own jobs"
+    ))
+}
+
 impl Master {
     pub(crate) fn on_submit(
         &mut self,
@@ -129,6 +144,15 @@ impl Master {
         }
         if spec.cmd.is_empty() {
             return refuse("no executable named".into());
+        }
+        // Files are written as their owner, which only root can do for
+        // another user: a master that is not root takes others' jobs only if
+        // they name no file (`owner_files.rs`). A foreman writes no files.
+        if !self.seat.is_local() {
+            let files = [&spec.output, &spec.error, &spec.log];
+            if let Err(message) = crate::owner_files::may_write_for(&spec.owner, &files) {
+                return refuse(message);
+            }
         }
         let limit = self.cfg.max_jobs_per_owner;
         if limit > 0 {
@@ -212,10 +236,11 @@ impl Master {
         let mut removed = 0u64;
         let mut kills: HashMap<String, Vec<Attempt>> = HashMap::new();
         let mut note_kill = |holder: &str, job: JobId, attempt: u32| {
-            kills
-                .entry(holder.to_string())
-                .or_default()
-                .push(Attempt { job, attempt });
+            kills.entry(holder.to_string()).or_default().push(Attempt {
+                job,
+                attempt,
+                key: None,
+            });
         };
         let whole: Vec<ClusterId> = if selectors.is_empty() {
             vec![] // an empty removal removes nothing (unlike a query)

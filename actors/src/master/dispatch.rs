@@ -157,6 +157,7 @@ impl Master {
                     attempt,
                     spec: (!spec_sent).then(|| (*spec).clone()),
                     executable,
+                    key: self.seat.attempt_key(&self.table, job, attempt),
                 });
             }
             // Several frames when executables make one too big for the
@@ -293,6 +294,7 @@ mod tests {
             executable: (exe > 0).then(|| vec![0u8; exe]),
             wrapper: None,
             wrapper_bytes: None,
+            key: None,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::outbox::Outbox;
 use actix::prelude::*;
 use pilotq_journal::{now_ms, Event, JobState};
 use pilotq_wire::message::{Attempt, Started};
-use pilotq_wire::{FromMaster, Holding, HoldingState, JobId, Resources, Role};
+use pilotq_wire::{AttemptKey, FromMaster, Holding, HoldingState, JobId, Resources, Role};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ pub(crate) struct Offer {
     pub depth: u32,
     pub max_jobs: u32,
     pub tags: Vec<String>,
+    pub token: Vec<u8>,
 }
 
 /// The reclaim window of one start (see [`Master::adopt_orphans`]).
@@ -88,6 +89,7 @@ impl Master {
                     max_jobs: 0,
                     tags: Vec::new(),
                     draining: false,
+                    token: None,
                 },
             );
         }
@@ -156,7 +158,26 @@ impl Master {
             depth,
             max_jobs,
             tags,
+            token,
         } = offer;
+        // Is it the holder we know under this name? Only one that shows the
+        // token that name registered with takes its attempts back; the
+        // holder secret alone (every pilot has it) does not.
+        let known = self.holders.get(&name);
+        let stranger = known
+            .and_then(|h| h.token.as_ref())
+            .is_some_and(|t| *t != token);
+        if stranger && known.is_some_and(|h| h.outbox.is_some()) {
+            tracing::warn!(holder = %name, "refused a registration under a live holder's name without its token");
+            outbox.deliver(FromMaster::Error {
+                message: format!("holder name {name:?} is in use by a live connection; start this holder under another name"),
+            });
+            outbox.closed.cancel();
+            return;
+        }
+        if stranger {
+            tracing::warn!(holder = %name, "a new holder took the name of one that left: its attempts are requeued, not handed over");
+        }
         if let Some(old) = self.holders.get(&name).and_then(|h| h.outbox.clone()) {
             if old.conn != outbox.conn {
                 tracing::info!(holder = %name, "holder reconnected; closing its old connection");
@@ -177,6 +198,7 @@ impl Master {
                 last_seen: Instant::now(),
                 blobs_sent: HashSet::new(),
                 specs_sent: HashSet::new(),
+                token: Some(token),
             },
         );
 
@@ -187,8 +209,20 @@ impl Master {
         let mut reported: HashSet<JobId> = HashSet::new();
         let mut adopted = Vec::new();
         for h in holdings {
+            if stranger {
+                // Not this name's attempts to report: whatever it runs of
+                // them is stopped, and its results are not taken.
+                if matches!(h.state, HoldingState::Queued | HoldingState::Running { .. }) {
+                    kills.push(Attempt {
+                        job: h.job,
+                        attempt: h.attempt,
+                        key: None,
+                    });
+                }
+                continue;
+            }
             reported.insert(h.job);
-            let current = self.claim(&name, h.job, h.attempt);
+            let current = self.claim(&name, h.job, h.attempt, h.key);
             // A foreman adopts what a worker that failed over to it brings
             // (its master moves the job to this foreman when it hears of it).
             let adoptable = !current
@@ -214,6 +248,7 @@ impl Master {
                     spec: h.spec,
                     at,
                     wrapper: h.wrapper,
+                    key: h.key,
                 });
                 events.push(Event::JobDispatched {
                     job: h.job,
@@ -232,6 +267,7 @@ impl Master {
                     _ => adopted.push(Attempt {
                         job: h.job,
                         attempt: h.attempt,
+                        key: h.key,
                     }),
                 }
                 tracing::info!(job = %h.job, worker = %name, "adopted a job its worker brought from another foreman");
@@ -242,6 +278,7 @@ impl Master {
                 (HoldingState::Queued, false) => kills.push(Attempt {
                     job: h.job,
                     attempt: h.attempt,
+                    key: None,
                 }),
                 (HoldingState::Running { started_at }, true) => {
                     if matches!(self.state_of(h.job), Some(JobState::Assigned { .. })) {
@@ -255,6 +292,7 @@ impl Master {
                 (HoldingState::Running { .. }, false) => kills.push(Attempt {
                     job: h.job,
                     attempt: h.attempt,
+                    key: None,
                 }),
                 // Current, already recorded, or stale: `on_finished_from`
                 // tells them apart.
@@ -340,10 +378,11 @@ impl Master {
                 // A late start report of a job that already finished.
                 continue;
             }
-            if !self.claim(name, s.job, s.attempt) {
+            if !self.claim(name, s.job, s.attempt, s.key) {
                 kills.push(Attempt {
                     job: s.job,
                     attempt: s.attempt,
+                    key: None,
                 });
             } else if matches!(self.state_of(s.job), Some(JobState::Assigned { .. })) {
                 events.push(Event::JobStarted {
@@ -384,7 +423,7 @@ impl Master {
         // A queued copy of an attempt that already completed must not run.
         let kills: Vec<Attempt> = attempts
             .into_iter()
-            .filter(|a| !self.claim(name, a.job, a.attempt))
+            .filter(|a| !self.claim(name, a.job, a.attempt, a.key))
             .collect();
         if kills.is_empty() {
             return;
@@ -488,11 +527,17 @@ impl Master {
     /// it, or the attempt's holder is gone (not connected) and `holder` now
     /// has it — a worker that failed over to another foreman, which reports
     /// it. Then the job is moved to `holder` (journaled first, in order).
-    pub(crate) fn claim(&mut self, holder: &str, job: JobId, attempt: u32) -> bool {
+    pub(crate) fn claim(
+        &mut self,
+        holder: &str,
+        job: JobId,
+        attempt: u32,
+        key: Option<AttemptKey>,
+    ) -> bool {
         if self.is_current(holder, job, attempt) {
             return true;
         }
-        if !self.claimable(holder, job, attempt) {
+        if !self.claimable(holder, job, attempt, key) {
             return false;
         }
         tracing::info!(%job, attempt, to = %holder, "attempt reported by another holder; moved to it");
@@ -508,18 +553,35 @@ impl Master {
     }
 
     /// Whether [`Master::claim`] would grant `holder` the attempt (without
-    /// moving it).
-    pub(crate) fn claimable(&self, holder: &str, job: JobId, attempt: u32) -> bool {
+    /// moving it): its own, or one whose holder is gone and whose key it
+    /// shows. Every pilot has the holder secret; only the chain the attempt
+    /// was dispatched down has its key (`pilotq_wire::attempt_key`).
+    pub(crate) fn claimable(
+        &self,
+        holder: &str,
+        job: JobId,
+        attempt: u32,
+        key: Option<AttemptKey>,
+    ) -> bool {
         if self.is_current(holder, job, attempt) {
             return true;
         }
-        match self.table.job(job).and_then(|r| r.job.state.out_on()) {
+        let gone = match self.table.job(job).and_then(|r| r.job.state.out_on()) {
             Some((owner, a)) if a == attempt => self
                 .holders
                 .get(&**owner)
                 .is_none_or(|h| h.outbox.is_none()),
             _ => false,
+        };
+        if !gone {
+            return false;
         }
+        let expected = self.seat.attempt_key(&self.table, job, attempt);
+        let proven = matches!((key, expected), (Some(k), Some(e)) if k.matches(&e));
+        if !proven {
+            tracing::warn!(%job, attempt, by = %holder, "a holder reported another's attempt without its key: refused");
+        }
+        proven
     }
 
     fn is_current(&self, holder: &str, job: JobId, attempt: u32) -> bool {

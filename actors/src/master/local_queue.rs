@@ -63,6 +63,9 @@ impl Master {
                     // Our master has the spec: it handed us the job.
                     spec: None,
                     wrapper: None,
+                    // The key proves it, should the master have it on
+                    // another holder (a worker failed over to us).
+                    key: j.key,
                 });
             }
         }
@@ -73,6 +76,7 @@ impl Master {
                 state: HoldingState::ResultFollows,
                 spec: None,
                 wrapper: None,
+                key: r.key,
             });
         }
         out
@@ -113,6 +117,7 @@ impl Master {
                     ended_at: now,
                     stdout: Vec::new(),
                     stderr: Vec::new(),
+                    key: j.key,
                 });
             }
         }
@@ -281,6 +286,7 @@ impl Handler<Adopt> for Master {
                 spec: a.spec.map(Box::new),
                 at,
                 wrapper: a.wrapper,
+                key: a.key,
             });
         }
         if !events.is_empty() {

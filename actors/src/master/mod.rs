@@ -45,6 +45,8 @@ mod dispatch;
 mod history;
 mod holders;
 mod journal_tail;
+mod limits;
+pub mod listener;
 mod local_queue;
 mod outputs;
 mod seat;
@@ -52,7 +54,7 @@ mod seat;
 use crate::config::MasterConfig;
 use crate::files::JobFiles;
 use crate::outbox::Outbox;
-use crate::session::{Session, SessionSettings};
+use crate::session::{Grant, SessionSettings};
 use crate::user_log::{self, RetryUserLogs, UserLogWriter};
 use actix::prelude::*;
 use disk::DiskFloor;
@@ -71,6 +73,7 @@ use tokio::net::TcpListener;
 pub struct FromSession {
     pub conn: u64,
     pub role: Role,
+    pub grant: Grant,
     pub name: String,
     pub outbox: Outbox<FromMaster>,
     pub msg: ToMaster,
@@ -108,6 +111,10 @@ pub(crate) struct HolderRt {
     pub tags: Vec<String>,
     /// Asked for no more jobs.
     pub draining: bool,
+    /// The random value it registered with: a later connection under its
+    /// name must show the same to take its attempts back. `None` after a
+    /// master restart, until it registers again.
+    pub token: Option<Vec<u8>>,
 }
 
 pub struct Master {
@@ -237,6 +244,23 @@ impl Master {
         if let Some(why) = open_listen_refusal(&addr, cfg.role_secrets().all_set(), cfg.insecure) {
             return Err(StartError::Other(why));
         }
+        let unix = match &cfg.unix_socket {
+            None => None,
+            Some(p) => Some((
+                listener::bind_unix(p).map_err(StartError::Other)?,
+                p.clone(),
+            )),
+        };
+        let (tls, per_ip) = (cfg.tls.clone(), cfg.max_connections_per_ip);
+        // Attempt keys must survive a restart: workers show theirs after.
+        let site_key =
+            crate::kept_secret::load_or_create(&cfg.journal, crate::kept_secret::ATTEMPT_KEY)
+                .map_err(|e| {
+                    StartError::Other(format!(
+                        "cannot keep the attempt key in {}: {e}",
+                        cfg.journal.display()
+                    ))
+                })?;
         let info = StartInfo {
             addr,
             replayed: r.replayed,
@@ -289,6 +313,7 @@ impl Master {
             handshake_timeout: cfg.handshake_timeout,
             max_connections: cfg.max_connections,
             open_sessions: Arc::new(AtomicUsize::new(0)),
+            open_reads: cfg.open_reads,
             lease: cfg.lease,
         };
         let mut master = Master {
@@ -307,7 +332,7 @@ impl Master {
             reserve_busy: Default::default(),
             _dir_lock: dir_lock,
             wrapper,
-            seat: Seat::Site,
+            seat: Seat::Site { site_key },
             capacity_sent: None,
             host: addr.to_string(),
             blobs: HashMap::new(),
@@ -322,19 +347,21 @@ impl Master {
             master.keep_reserve();
         }
         let addr_m = master.start();
-        let m = addr_m.clone();
-        actix::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => Session::start(stream, m.clone(), settings.clone()),
-                    Err(e) => {
-                        // EMFILE and friends: back off rather than spin.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
+        if let Some((l, path)) = unix {
+            actix::spawn(listener::serve_unix(
+                l,
+                path,
+                addr_m.clone(),
+                settings.clone(),
+            ));
+        }
+        actix::spawn(listener::serve_tcp(
+            listener,
+            tls,
+            per_ip,
+            addr_m.clone(),
+            settings,
+        ));
         Ok((addr_m, info))
     }
 
@@ -373,7 +400,9 @@ impl Master {
         then: impl FnOnce() + Send + 'static,
     ) {
         self.since_snapshot += events.len() as u64;
-        let seat = self.seat.once_durable(&events, logs, &self.user_logs);
+        let seat = self
+            .seat
+            .once_durable(&self.table, &events, logs, &self.user_logs);
         let durable = move || {
             seat();
             then();
@@ -602,10 +631,35 @@ impl Handler<FromSession> for Master {
         let FromSession {
             conn,
             role,
+            grant,
             name,
             outbox,
             msg,
         } = req;
+        let reads = matches!(
+            msg,
+            ToMaster::Query { .. } | ToMaster::History { .. } | ToMaster::Status
+        );
+        if role == Role::Client && !reads && !grant.may_write() {
+            outbox.deliver(FromMaster::Error {
+                message: "this master lets clients without the client secret read the queue only (--open-reads); give the client secret (--password-file) to change it or read outputs".into(),
+            });
+            return;
+        }
+        if let Some(why) = limits::client_refusal(&msg) {
+            outbox.deliver(FromMaster::Error { message: why });
+            return;
+        }
+        if role != Role::Client {
+            if let Some(why) = limits::holder_refusal(&msg, self.cfg.max_frame) {
+                tracing::warn!(holder = %name, "cutting off a holder: {why}");
+                outbox.deliver(FromMaster::Error {
+                    message: format!("refused: {why}"),
+                });
+                outbox.closed.cancel();
+                return;
+            }
+        }
         if let Some(why) = &self.paused {
             // Started below the disk floor: nothing that would write is taken.
             let writes = !matches!(
@@ -637,6 +691,7 @@ impl Handler<FromSession> for Master {
                     depth,
                     max_jobs,
                     tags,
+                    token,
                 },
             ) => {
                 let offer = holders::Offer {
@@ -644,6 +699,7 @@ impl Handler<FromSession> for Master {
                     depth,
                     max_jobs,
                     tags,
+                    token,
                 };
                 self.on_register(ctx, role, name, outbox, offer, holdings)
             }
@@ -674,7 +730,12 @@ impl Handler<FromSession> for Master {
                     count,
                     executable,
                 },
-            ) => self.on_submit(ctx, outbox, *spec, count, executable),
+            ) => match clients::owner_refusal(&self.cfg, &grant, &spec.owner) {
+                Some(why) => {
+                    outbox.deliver(FromMaster::Error { message: why });
+                }
+                None => self.on_submit(ctx, outbox, *spec, count, executable),
+            },
             (Role::Client, ToMaster::Query { selectors }) => self.on_query(ctx, outbox, selectors),
             (
                 Role::Client,
@@ -684,10 +745,12 @@ impl Handler<FromSession> for Master {
                 },
             ) => self.on_history(outbox, selectors, forwards),
             (Role::Client, ToMaster::Remove { selectors, owner }) => {
+                let owner = grant.proven_owner().map(str::to_string).or(owner);
                 self.on_remove(outbox, selectors, owner)
             }
             (Role::Client, ToMaster::Status) => self.on_status(outbox),
             (Role::Client, ToMaster::Release { selectors, owner }) => {
+                let owner = grant.proven_owner().map(str::to_string).or(owner);
                 self.on_release(ctx, outbox, selectors, owner)
             }
             (Role::Client, ToMaster::KeptOutput { job, stderr }) => {

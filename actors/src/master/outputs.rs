@@ -3,7 +3,8 @@
 //! A result that completes its job goes through three steps, in this order:
 //! 1. its `output` and `error` files are put in place (written, synced,
 //!    renamed, their directory synced: `crate::files`), off the master's
-//!    thread;
+//!    thread, as the job's owner and never through a symbolic link
+//!    (`crate::owner_files`);
 //! 2. its completion is journaled (with the dispatches that refill the freed
 //!    slots, in the same flush);
 //! 3. once that is durable, it is acknowledged, and the holder forgets it.
@@ -12,7 +13,8 @@
 //! not acknowledged, the files are put in place again (whole, by rename), and
 //! a result for the attempt that already completed the job is simply
 //! acknowledged again. If a file cannot be written (a read-only or full
-//! filesystem, a missing mount) the job is **Held** with a reason that names
+//! filesystem, a missing mount, a directory its owner may not write, a
+//! symbolic link in its path) the job is **Held** with a reason that names
 //! the path and the OS error, and its result — output included — is kept in
 //! the journal (`JobHeld.kept`, the bytes in `blobs`) and acknowledged: the
 //! holder may forget it. `pilotq output` prints what was kept, and `pilotq
@@ -218,7 +220,7 @@ impl Master {
     fn targets_of(&self, name: &str, r: &JobResult) -> Targets {
         if self.seat.is_local()
             || matches!(r.outcome, Outcome::FailedToStart { .. })
-            || !self.claimable(name, r.job, r.attempt)
+            || !self.claimable(name, r.job, r.attempt, r.key)
         {
             return Targets::default();
         }
@@ -226,6 +228,7 @@ impl Master {
             Some(c) => Targets {
                 stdout: c.spec.output_path(r.job),
                 stderr: c.spec.error_path(r.job),
+                owner: c.spec.owner.clone(),
             },
             None => Targets::default(),
         }
@@ -256,6 +259,7 @@ impl Master {
             let attempt = Attempt {
                 job: r.job,
                 attempt: r.attempt,
+                key: None,
             };
             // A foreman passes up results of jobs it never had (its worker
             // failed over to it with them): its master decides.
@@ -264,7 +268,7 @@ impl Master {
                 up.push(r);
                 continue;
             }
-            let current = self.claim(name, r.job, r.attempt);
+            let current = self.claim(name, r.job, r.attempt, r.key);
             if !current {
                 // Stale or unknown (the holder may forget it), or a copy of
                 // the result that already completed the job.
@@ -410,6 +414,7 @@ impl Master {
                     let targets = Targets {
                         stdout: k.stdout.as_ref().and(spec.output_path(job)),
                         stderr: k.stderr.as_ref().and(spec.error_path(job)),
+                        owner: spec.owner.clone(),
                     };
                     kept.push((job, k.clone(), targets));
                 }
@@ -480,6 +485,7 @@ impl Master {
                     ended_at: 0,
                     stdout,
                     stderr,
+                    key: None,
                 });
                 targets.push(if skip { Targets::default() } else { t });
                 jobs.push((job, k.attempt, k.outcome));

@@ -12,16 +12,19 @@
 //! | a worker bringing jobs it never handed out | refused as stale | adopted (`JobAdopted`) |
 //! | an executable or wrapper it lacks | — (it has every one it accepted) | fetched from its master before dispatch |
 //! | capacity | — | reported up as its workers come and go |
+//! | an attempt's key | derived from its own key (`attempt_key`) | the one its master sent with the job, kept in the table |
 
 use crate::foreman::Up;
 use crate::user_log::{AppendUserLog, UserLogWriter, Write1};
 use actix::prelude::*;
-use pilotq_journal::Event;
+use pilotq_journal::{Event, Table};
 use pilotq_wire::message::Started;
+use pilotq_wire::{AttemptKey, JobId};
 
 pub(crate) enum Seat {
-    /// The site's master.
-    Site,
+    /// The site's master, with the key it derives attempt keys from
+    /// (`<journal>/attempt-key`).
+    Site { site_key: Vec<u8> },
     /// A foreman's local queue, with its link to the master.
     Local { up: Recipient<Up> },
 }
@@ -30,8 +33,21 @@ impl Seat {
     /// The link to the master, on a foreman.
     pub fn up(&self) -> Option<&Recipient<Up>> {
         match self {
-            Seat::Site => None,
+            Seat::Site { .. } => None,
             Seat::Local { up } => Some(up),
+        }
+    }
+
+    /// The key of `attempt` of `job`, which a holder must show to take the
+    /// attempt over from another (`pilotq_wire::attempt_key`); `None` where
+    /// a foreman was sent none (it then lets no other holder take it).
+    pub fn attempt_key(&self, table: &Table, job: JobId, attempt: u32) -> Option<AttemptKey> {
+        match self {
+            Seat::Site { site_key } => Some(AttemptKey::derive(site_key, job, attempt)),
+            Seat::Local { .. } => table
+                .job(job)
+                .filter(|r| r.job.pinned == attempt)
+                .and_then(|r| r.job.key),
         }
     }
 
@@ -45,13 +61,14 @@ impl Seat {
     /// site's master; a foreman reports their starts up.
     pub fn once_durable(
         &self,
+        table: &Table,
         events: &[Event],
         logs: Vec<Write1>,
         user_logs: &Addr<UserLogWriter>,
     ) -> Box<dyn FnOnce() + Send> {
         match self {
-            Seat::Site if logs.is_empty() => Box::new(|| {}),
-            Seat::Site => {
+            Seat::Site { .. } if logs.is_empty() => Box::new(|| {}),
+            Seat::Site { .. } => {
                 let user_logs = user_logs.clone();
                 // One per append, and appends are bounded by the journal's
                 // queue, so this mailbox is too.
@@ -65,6 +82,7 @@ impl Seat {
                             job: *job,
                             attempt: *attempt,
                             at: *at,
+                            key: self.attempt_key(table, *job, *attempt),
                         }),
                         _ => None,
                     })

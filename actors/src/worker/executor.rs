@@ -105,6 +105,7 @@ pub fn start(l: Launch) -> (Option<i32>, impl Future<Output = JobResult>) {
             ended_at: pilotq_journal::now_ms(),
             stdout,
             stderr,
+            key: None,
         }
     };
     (pgid, fut)

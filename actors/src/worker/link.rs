@@ -23,6 +23,7 @@ impl Worker {
                 Role::Worker,
                 &c.name,
                 c.secret.as_ref(),
+                c.tls.as_ref(),
                 c.max_frame,
                 Duration::from_secs(20),
             )
@@ -90,6 +91,7 @@ impl Worker {
             depth,
             max_jobs,
             tags: self.cfg.tags.clone(),
+            token: self.token.clone(),
         });
         if self.draining {
             self.drained = false;
@@ -104,11 +106,13 @@ impl Worker {
     }
 
     fn holdings(&self) -> Vec<Holding> {
+        let key = |job, attempt| self.keys.get(&(job, attempt)).copied();
         let running = self.running.iter().map(|(job, r)| Holding {
             job: *job,
             attempt: r.attempt,
             spec: Some(Box::new((*r.spec).clone())),
             wrapper: r.wrapper.clone(),
+            key: key(*job, r.attempt),
             state: HoldingState::Running {
                 started_at: r.started_at,
             },
@@ -118,6 +122,7 @@ impl Worker {
             attempt: q.attempt,
             spec: Some(Box::new((*q.spec).clone())),
             wrapper: q.wrapper.clone(),
+            key: key(q.job, q.attempt),
             state: HoldingState::Queued,
         });
         let done = self.results.values().map(|r| Holding {
@@ -125,6 +130,7 @@ impl Worker {
             attempt: r.attempt,
             spec: None,
             wrapper: None,
+            key: r.key,
             state: HoldingState::ResultFollows,
         });
         running.chain(queued).chain(done).collect()

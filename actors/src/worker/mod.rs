@@ -45,6 +45,7 @@ fn failed_to_start(job: JobId, attempt: u32, reason: String) -> JobResult {
         ended_at: now,
         stdout: vec![],
         stderr: vec![],
+        key: None,
     }
 }
 
@@ -75,6 +76,9 @@ struct RunningJob {
 
 pub struct Worker {
     cfg: WorkerConfig,
+    /// Shown at every registration: proof that a reconnect is this worker,
+    /// which may take back the attempts it holds.
+    token: Vec<u8>,
     cache: BlobCache,
     sandboxes: sandbox::Sandboxes,
     outbox: Option<Outbox<ToMaster>>,
@@ -94,6 +98,10 @@ pub struct Worker {
     /// Results not yet acknowledged.
     results: HashMap<(JobId, u32), JobResult>,
     pending_started: Vec<Started>,
+    /// The key of each attempt held, as its upstream sent it: shown with its
+    /// reports, so that another upstream can take the attempt over after a
+    /// fail-over (`pilotq_wire::attempt_key`).
+    keys: HashMap<(JobId, u32), pilotq_wire::AttemptKey>,
     /// Index into the upstream list.
     upstream: usize,
     /// No new jobs wanted (drain file, single task done, idle timeout).
@@ -137,6 +145,7 @@ impl Worker {
         let sandboxes = sandbox::Sandboxes::open(&cfg.workdir.join("sandboxes"))?;
         Ok(Worker {
             cfg,
+            token: pilotq_wire::handshake::fresh_nonce(),
             cache,
             sandboxes,
             outbox: None,
@@ -150,6 +159,7 @@ impl Worker {
             fetching: HashSet::new(),
             results: HashMap::new(),
             pending_started: Vec::new(),
+            keys: HashMap::new(),
             upstream: 0,
             draining: false,
             drained: false,
@@ -163,6 +173,9 @@ impl Worker {
         for a in assignments {
             if self.holds(a.job, a.attempt) {
                 continue; // a duplicate of what we already hold
+            }
+            if let Some(k) = a.key {
+                self.keys.insert((a.job, a.attempt), k);
             }
             let spec = match a.spec {
                 Some(s) => {
@@ -387,6 +400,7 @@ impl Worker {
                     job: a.job,
                     attempt: a.attempt,
                     at: started_at,
+                    key: self.keys.get(&(a.job, a.attempt)).copied(),
                 });
                 self.schedule_flush(ctx);
             }
@@ -413,7 +427,7 @@ impl Worker {
         }
     }
 
-    fn finish(&mut self, ctx: &mut Context<Self>, result: JobResult) {
+    fn finish(&mut self, ctx: &mut Context<Self>, mut result: JobResult) {
         // Killed (removed or stale) attempts are dropped, not reported.
         match self.running.get(&result.job) {
             Some(r) if r.attempt == result.attempt => {
@@ -426,6 +440,8 @@ impl Worker {
             None if matches!(result.outcome, Outcome::FailedToStart { .. }) => {}
             None => return,
         }
+        // The result carries the key from now on.
+        result.key = self.keys.remove(&(result.job, result.attempt));
         self.results
             .insert((result.job, result.attempt), result.clone());
         self.pending_finished.push(result);
@@ -446,6 +462,7 @@ impl Worker {
                 }
             }
             self.results.remove(&(k.job, k.attempt));
+            self.keys.remove(&(k.job, k.attempt));
             self.queue
                 .retain(|q| !(q.job == k.job && q.attempt == k.attempt));
         }

@@ -4,7 +4,7 @@
 use crate::cli::ForemanArgs;
 use crate::commands::seconds;
 use actix::Actor;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use pilotq_actors::foreman::{SetUpstream, Upstream, UpstreamConfig};
 use pilotq_actors::{Master, MasterConfig, Shutdown};
 use std::io::Write;
@@ -22,6 +22,9 @@ pub fn run(a: ForemanArgs) -> Result<i32> {
     cfg.min_free_disk = a.min_free_disk;
     cfg.journal_keep_age = a.journal_keep.journal_keep_age.0;
     cfg.journal_keep_size = a.journal_keep.journal_keep_size;
+    cfg.tls = a.tls.load()?;
+    cfg.max_connections_per_ip = a.max_connections_per_ip;
+    let upstream_tls = crate::tls_opts::foreman_upstream(a.tls_ca.as_ref(), &a.tls)?;
     let upstreams: Vec<String> = a
         .master
         .split(',')
@@ -36,12 +39,20 @@ pub fn run(a: ForemanArgs) -> Result<i32> {
         let name = a.name.clone();
         cfg.name = name.clone().unwrap_or_else(|| "pilotq-foreman".into());
         let (master, info) = Master::start(cfg.clone()).await?;
+        // After the journal is locked: one foreman per directory.
+        let token = pilotq_actors::kept_secret::load_or_create(
+            &a.journal,
+            pilotq_actors::kept_secret::HOLDER_TOKEN,
+        )
+            .with_context(|| format!("cannot keep the holder token in {}", a.journal.display()))?;
         let name = name.unwrap_or_else(|| format!("{}:{}", pilotq_actors::config::hostname(), info.addr.port()));
         let up = Upstream::new(
             UpstreamConfig {
                 upstreams,
                 name: name.clone(),
                 secret,
+                tls: upstream_tls,
+                token,
                 max_frame: cfg.max_frame,
                 heartbeat: cfg.heartbeat,
                 depth: a.depth.clamp(1, 64),

@@ -34,6 +34,10 @@ pub fn run(a: MasterArgs) -> Result<i32> {
     cfg.min_free_disk = a.min_free_disk;
     cfg.journal_keep_age = a.journal_keep.journal_keep_age.0;
     cfg.journal_keep_size = a.journal_keep.journal_keep_size;
+    cfg.tls = a.tls.load()?;
+    cfg.unix_socket = a.unix_socket.clone();
+    cfg.open_reads = a.open_reads;
+    cfg.max_connections_per_ip = a.max_connections_per_ip;
     let journal = a.journal.display().to_string();
     let sys = actix::System::new();
     sys.block_on(async move {

@@ -90,6 +90,10 @@ pub struct SimArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Every link over TLS, with a CA made for the run: the master's and
+    /// foremen's ports, the workers and the submitting clients.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 pub fn run(a: SimArgs) -> Result<i32> {
@@ -116,6 +120,7 @@ pub fn run(a: SimArgs) -> Result<i32> {
     cfg.plot = a.plot;
     cfg.depth = a.depth.max(1);
     cfg.progress = !a.quiet;
+    cfg.tls = a.tls;
     if let Err(e) = cfg.check() {
         eprintln!("pilotq: {e}");
         return Ok(2);

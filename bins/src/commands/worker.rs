@@ -23,6 +23,7 @@ pub fn run(a: WorkerArgs) -> Result<i32> {
         cfg.name = n;
     }
     cfg.secret = a.secret.load()?;
+    cfg.tls = a.tls.load()?;
     cfg.heartbeat = seconds("heartbeat", a.heartbeat)?;
     cfg.output_cap = a.output_cap;
     cfg.max_frame = a.max_frame;

@@ -15,6 +15,7 @@
 
 use crate::client_opts::{SecretOpts, DEFAULT_MASTER};
 use anyhow::{anyhow, bail, Context, Result};
+use pilotq_actors::tls::ClientTls;
 use pilotq_actors::Client;
 use pilotq_journal::postmortem::at::snapshot_at_or_before;
 use pilotq_journal::store::decode_segment;
@@ -39,6 +40,8 @@ pub struct SourceArgs {
     pub master: Option<String>,
     #[command(flatten)]
     pub secret: SecretOpts,
+    #[command(flatten)]
+    pub tls: crate::tls_opts::PeerTlsOpts,
 }
 
 pub type Events<'a> = Box<dyn Iterator<Item = Result<(u64, Envelope)>> + 'a>;
@@ -50,6 +53,7 @@ pub enum Source {
         dir: Option<PathBuf>,
         addr: String,
         secret: Option<Secret>,
+        tls: Option<ClientTls>,
     },
 }
 
@@ -61,7 +65,7 @@ impl Source {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_JOURNAL));
         if let Some(addr) = &a.master {
             let secret = a.secret.load()?;
-            return Source::live(&dir, addr, secret);
+            return Source::live(&dir, addr, secret, a.tls.load()?);
         }
         match Store::open_existing(&dir) {
             Ok(store) => Ok(Source::Stopped(store)),
@@ -77,7 +81,7 @@ impl Source {
                     .filter(|v| !v.is_empty())
                     .unwrap_or_else(|| DEFAULT_MASTER.to_string());
                 let secret = a.secret.load()?;
-                Source::live(&dir, &addr, secret).map_err(|e| {
+                Source::live(&dir, &addr, secret, a.tls.load()?).map_err(|e| {
                     anyhow!("{held}, and the master at {addr} cannot be asked ({e:#}); pass --master HOST:PORT of the master that holds it")
                 })
             }
@@ -86,14 +90,25 @@ impl Source {
     }
 
     /// A running master's journal; checks at once that the master answers.
-    fn live(dir: &Path, addr: &str, secret: Option<Secret>) -> Result<Source> {
+    fn live(
+        dir: &Path,
+        addr: &str,
+        secret: Option<Secret>,
+        tls: Option<ClientTls>,
+    ) -> Result<Source> {
         let rt = runtime();
-        rt.block_on(Client::connect(addr, secret.as_ref(), DEFAULT_MAX_FRAME))
-            .map_err(|e| anyhow!("{e}"))?;
+        rt.block_on(Client::connect(
+            addr,
+            secret.as_ref(),
+            tls.as_ref(),
+            DEFAULT_MAX_FRAME,
+        ))
+        .map_err(|e| anyhow!("{e}"))?;
         Ok(Source::Live {
             dir: dir.is_dir().then(|| dir.to_path_buf()),
             addr: addr.to_string(),
             secret,
+            tls,
         })
     }
 
@@ -101,10 +116,20 @@ impl Source {
     pub fn events_from(&self, from: u64) -> Result<Events<'_>> {
         match self {
             Source::Stopped(store) => Ok(Box::new(decoded_ahead(store.clone(), from))),
-            Source::Live { dir, addr, secret } => {
+            Source::Live {
+                dir,
+                addr,
+                secret,
+                tls,
+            } => {
                 let rt = runtime();
                 let client = rt
-                    .block_on(Client::connect(addr, secret.as_ref(), DEFAULT_MAX_FRAME))
+                    .block_on(Client::connect(
+                        addr,
+                        secret.as_ref(),
+                        tls.as_ref(),
+                        DEFAULT_MAX_FRAME,
+                    ))
                     .map_err(|e| anyhow!("{e}"))?;
                 // Sealed files first: the master sends only what it has not
                 // sealed.

@@ -181,6 +181,8 @@ Settings come from the flag, else the environment variable, else the default
   WQ_DRAIN            while it exists, foremen are not respawned         ~/.alien_wq_drain
   WQ_NORESPAWN        1: do not respawn a foreman that exited            0
   PILOTQ_PASSWORD_FILE  the shared secret, passed on to the foremen
+  PILOTQ_TLS_CA       the CA of a TLS master, inherited by the foremen
+                      (with PILOTQ_TLS_CERT, PILOTQ_TLS_KEY for mutual TLS)
 
 Under the work dir: pids/foreman-<id>.supervisor.pid and pids/foreman-<id>.pid,
 logs/foreman-<id>.log, and foremen/<id>/journal, foreman <id>'s journal, kept

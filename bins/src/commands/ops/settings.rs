@@ -378,6 +378,8 @@ Settings come from the flag, else the environment variable, else the default
   WQ_IDLETIMEOUT      seconds without a job before a worker exits        100
   WQ_NORESPAWN        1: do not respawn a worker that exited             0
   PILOTQ_PASSWORD_FILE  the shared secret, passed on to the workers
+  PILOTQ_TLS_CA       the CA of a TLS master, inherited by the workers
+                      (with PILOTQ_TLS_CERT, PILOTQ_TLS_KEY for mutual TLS)
 Workers started without foremen connect straight to the master:
   WQ_NUM_FOREMEN=1 WQ_FOREMEN=<master host> WQ_MASTER_BASEPORT=<master port>
 (or WQ_NUM_FOREMEN=0, which uses WQ_MASTER, or --upstream HOST:PORT).
