@@ -17,7 +17,7 @@
 //! | [`Cluster::assert_journal_once_each`], [`Cluster::assert_journal_verified`] | the journal after a run: each job dispatched and completed once, never requeued; `journal verify` ok |
 //! | [`Job`] | one object of `q --json` or `history --json`, typed |
 //! | [`Finished`], [`Cluster::finished_counts`] | completed and removed jobs by `status --json`, in the queue and in history |
-//! | [`RawConn`] | a raw TCP connection speaking length-prefixed msgpack frames |
+//! | [`RawConn`], [`RawConn::client`], [`RawConn::submit`], [`raw_job_spec`] | a raw TCP connection speaking length-prefixed msgpack frames; a client's handshake on it, and a submission as any owner |
 //! | [`event_kind`], [`event_job`] | reading `journal dump --json` lines |
 //! | [`condor_bin`], [`Cluster::run_condor`], [`Cluster::condor_submit`] | the HTCondor face: `condor_*` binaries next to `pilotq`, run against the cluster's master |
 //! | [`Input`], [`run_with_input`] | what a client reads on stdin: nothing, a text, or a pipe left open |
@@ -1378,6 +1378,34 @@ pub fn event_job(body: &Value) -> Option<String> {
     ))
 }
 
+/// `#!/bin/sh\ntrue\n`: the executable of a job that only succeeds.
+pub const TRUE_SH: &[u8] = b"#!/bin/sh\ntrue\n";
+
+/// What a raw submission of `owner`'s says: a one-core job running
+/// `executable` (by its hash; the bytes go with the submission, see
+/// [`RawConn::submit`]) as `cmd`, in `/`, with no arguments, environment,
+/// attributes or tags, and no output, error or log file. Change fields with
+/// `JobSpec { output, ..raw_job_spec(..) }`.
+pub fn raw_job_spec(owner: &str, cmd: &str, executable: &[u8]) -> pilotq_wire::JobSpec {
+    use sha2::Digest;
+    pilotq_wire::JobSpec {
+        executable: hex::encode(sha2::Sha256::digest(executable)),
+        cmd: cmd.into(),
+        arguments: vec![],
+        environment: Default::default(),
+        output: None,
+        error: None,
+        log: None,
+        request: pilotq_wire::Resources::new(1, 0, 0),
+        priority: 0,
+        attributes: Default::default(),
+        owner: owner.into(),
+        iwd: "/".into(),
+        tags: vec![],
+        leave_in_queue: false,
+    }
+}
+
 /// A raw connection to the master speaking 4-byte big-endian length frames.
 pub struct RawConn {
     pub stream: TcpStream,
@@ -1400,6 +1428,57 @@ impl RawConn {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_nodelay(true).ok();
         RawConn { stream }
+    }
+
+    /// A client connection to the master at `addr`, handshake done: Hello,
+    /// Welcome, a Proof of `secret` (`None` for a master without a client
+    /// secret), Accepted; panics on anything else.
+    pub fn client(addr: &str, secret: Option<&pilotq_wire::Secret>) -> RawConn {
+        use pilotq_wire::{FromMaster, ToMaster};
+        const REPLY: Duration = Duration::from_secs(10);
+        let mut conn = RawConn::connect(addr);
+        let hello = pilotq_wire::Hello {
+            protocol: pilotq_wire::PROTOCOL_VERSION,
+            role: pilotq_wire::Role::Client,
+            name: "raw-client".into(),
+            nonce: pilotq_wire::handshake::fresh_nonce(),
+        };
+        conn.send_msg(&ToMaster::Hello(hello.clone())).unwrap();
+        let nonce = match conn.read_msg(REPLY) {
+            Ok(FromMaster::Welcome(w)) => w.nonce,
+            other => panic!("client handshake at {addr}: expected Welcome, got {other:?}"),
+        };
+        let proof = secret.map(|s| s.prove(pilotq_wire::handshake::Prover::Peer, &hello, &nonce));
+        conn.send_msg(&ToMaster::Proof { proof }).unwrap();
+        match conn.read_msg(REPLY) {
+            Ok(FromMaster::Accepted) => conn,
+            other => panic!("client handshake at {addr}: expected Accepted, got {other:?}"),
+        }
+    }
+
+    /// Submits `count` jobs of `spec` (as the owner it names) with the
+    /// `executable` bytes it names by hash, on this client connection: the
+    /// new cluster's id, or the master's error message; panics on any other
+    /// answer.
+    pub fn submit(
+        &mut self,
+        spec: pilotq_wire::JobSpec,
+        count: u32,
+        executable: &[u8],
+    ) -> Result<u64, String> {
+        use pilotq_wire::{FromMaster, ToMaster};
+        let owner = spec.owner.clone();
+        self.send_msg(&ToMaster::Submit {
+            spec: Box::new(spec),
+            count,
+            executable: executable.to_vec(),
+        })
+        .unwrap();
+        match self.read_msg(Duration::from_secs(10)) {
+            Ok(FromMaster::Submitted { cluster, .. }) => Ok(cluster.0),
+            Ok(FromMaster::Error { message }) => Err(message),
+            other => panic!("unexpected answer to a submission as {owner}: {other:?}"),
+        }
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {

@@ -31,65 +31,20 @@ fn an_owner_beyond_its_live_job_limit_is_refused_until_its_jobs_finish() {
 }
 
 mod owners {
-    use pilotq_tests::{Cluster, MasterOpts, RawConn};
-    use pilotq_wire::handshake::fresh_nonce;
-    use pilotq_wire::{
-        FromMaster, Hello, JobSpec, Resources, Role, Selector, ToMaster, PROTOCOL_VERSION,
-    };
-    use sha2::{Digest, Sha256};
+    use pilotq_tests::{raw_job_spec, Cluster, MasterOpts, RawConn, TRUE_SH};
+    use pilotq_wire::{FromMaster, Selector, ToMaster};
     use std::time::Duration;
 
     const REPLY: Duration = Duration::from_secs(10);
 
-    /// A client connection, handshake done (the master has no secret).
-    fn client(c: &Cluster) -> RawConn {
-        let mut conn = RawConn::connect(&c.addr());
-        conn.send_msg(&ToMaster::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            role: Role::Client,
-            name: "raw-client".into(),
-            nonce: fresh_nonce(),
-        }))
-        .unwrap();
-        assert!(matches!(conn.read_msg(REPLY), Ok(FromMaster::Welcome(_))));
-        conn.send_msg(&ToMaster::Proof { proof: None }).unwrap();
-        assert!(matches!(conn.read_msg(REPLY), Ok(FromMaster::Accepted)));
-        conn
-    }
-
     fn submit_as(c: &Cluster, owner: &str, count: u32) -> u64 {
-        let bytes = b"#!/bin/sh\ntrue\n".to_vec();
-        let spec = JobSpec {
-            executable: hex::encode(Sha256::digest(&bytes)),
-            cmd: "true.sh".into(),
-            arguments: vec![],
-            environment: Default::default(),
-            output: None,
-            error: None,
-            log: None,
-            request: Resources::new(1, 0, 0),
-            priority: 0,
-            attributes: Default::default(),
-            owner: owner.into(),
-            iwd: "/".into(),
-            tags: vec![],
-            leave_in_queue: false,
-        };
-        let mut conn = client(c);
-        conn.send_msg(&ToMaster::Submit {
-            spec: Box::new(spec),
-            count,
-            executable: bytes,
-        })
-        .unwrap();
-        match conn.read_msg(REPLY) {
-            Ok(FromMaster::Submitted { cluster, .. }) => cluster.0,
-            other => panic!("submission as {owner}: {other:?}"),
-        }
+        RawConn::client(&c.addr(), None)
+            .submit(raw_job_spec(owner, "true.sh", TRUE_SH), count, TRUE_SH)
+            .unwrap_or_else(|e| panic!("submission as {owner}: {e}"))
     }
 
     fn remove_as(c: &Cluster, owner: &str, selectors: Vec<Selector>) -> u64 {
-        let mut conn = client(c);
+        let mut conn = RawConn::client(&c.addr(), None);
         conn.send_msg(&ToMaster::Remove {
             selectors,
             owner: Some(owner.into()),
@@ -149,7 +104,7 @@ mod owners {
             .filter(|j| j["cluster"] == bob)
             .all(|j| j["status"] == 3));
         // No owner named: nothing.
-        let mut conn = client(&c);
+        let mut conn = RawConn::client(&c.addr(), None);
         conn.send_msg(&ToMaster::Remove {
             selectors: vec![Selector::All],
             owner: None,

@@ -13,15 +13,11 @@
 //! (Debian's 65534) for its files, and the last test starts a master as
 //! `nobody`.
 
-use pilotq_tests::{wait_for, Cluster, MasterOpts, RawConn, COMPLETED, HELD};
-use pilotq_wire::handshake::fresh_nonce;
-use pilotq_wire::{FromMaster, Hello, JobSpec, Resources, Role, ToMaster, PROTOCOL_VERSION};
-use sha2::{Digest, Sha256};
+use pilotq_tests::{raw_job_spec, wait_for, Cluster, MasterOpts, RawConn, COMPLETED, HELD};
+use pilotq_wire::JobSpec;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
-
-const REPLY: Duration = Duration::from_secs(10);
 
 /// The uid and gid of `nobody`; panics if this is not root or there is no
 /// such user (the tests cannot mean anything then).
@@ -51,22 +47,6 @@ fn nobodys_dir(c: &Cluster, rel: &str) -> std::path::PathBuf {
     d
 }
 
-/// A client connection, handshake done (the master has no secret).
-fn client(addr: &str) -> RawConn {
-    let mut conn = RawConn::connect(addr);
-    conn.send_msg(&ToMaster::Hello(Hello {
-        protocol: PROTOCOL_VERSION,
-        role: Role::Client,
-        name: "raw-client".into(),
-        nonce: fresh_nonce(),
-    }))
-    .unwrap();
-    assert!(matches!(conn.read_msg(REPLY), Ok(FromMaster::Welcome(_))));
-    conn.send_msg(&ToMaster::Proof { proof: None }).unwrap();
-    assert!(matches!(conn.read_msg(REPLY), Ok(FromMaster::Accepted)));
-    conn
-}
-
 const SCRIPT: &[u8] = b"#!/bin/sh\necho \"out of $1\"\necho \"err of $1\" >&2\n";
 
 /// A one-job spec of `owner` with these files; its job prints `out of
@@ -74,37 +54,18 @@ const SCRIPT: &[u8] = b"#!/bin/sh\necho \"out of $1\"\necho \"err of $1\" >&2\n"
 fn spec(owner: &str, name: &str, files: [Option<&Path>; 3]) -> JobSpec {
     let [output, error, log] = files.map(|p| p.map(|p| p.display().to_string()));
     JobSpec {
-        executable: hex::encode(Sha256::digest(SCRIPT)),
-        cmd: "job.sh".into(),
         arguments: vec![name.into()],
-        environment: Default::default(),
         output,
         error,
         log,
-        request: Resources::new(1, 0, 0),
-        priority: 0,
-        attributes: Default::default(),
-        owner: owner.into(),
-        iwd: "/".into(),
-        tags: vec![],
-        leave_in_queue: false,
+        ..raw_job_spec(owner, "job.sh", SCRIPT)
     }
 }
 
-/// Submits over a raw connection: the cluster id, or the master's error.
+/// Submits over a raw client connection: the cluster id, or the master's
+/// error.
 fn try_submit(addr: &str, spec: JobSpec) -> Result<u64, String> {
-    let mut conn = client(addr);
-    conn.send_msg(&ToMaster::Submit {
-        spec: Box::new(spec),
-        count: 1,
-        executable: SCRIPT.to_vec(),
-    })
-    .unwrap();
-    match conn.read_msg(REPLY) {
-        Ok(FromMaster::Submitted { cluster, .. }) => Ok(cluster.0),
-        Ok(FromMaster::Error { message }) => Err(message),
-        other => panic!("unexpected answer to a submission: {other:?}"),
-    }
+    RawConn::client(addr, None).submit(spec, 1, SCRIPT)
 }
 
 fn submit(c: &Cluster, spec: JobSpec) -> u64 {

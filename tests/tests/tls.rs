@@ -57,9 +57,14 @@ impl Creds {
 
     /// Trusts `pki`'s CA and shows its client certificate.
     fn with_cert(pki: &Pki, password: Option<&Path>) -> Creds {
+        Creds::trusting(pki, password).showing(pki)
+    }
+
+    /// These, showing `shown`'s client certificate.
+    fn showing(self, shown: &Pki) -> Creds {
         Creds {
-            identity: Some((pki.client_cert.clone(), pki.client_key.clone())),
-            ..Creds::trusting(pki, password)
+            identity: Some((shown.client_cert.clone(), shown.client_key.clone())),
+            ..self
         }
     }
 
@@ -120,28 +125,81 @@ fn s(p: &Path) -> String {
 }
 
 /// A master serving TLS with `pki`'s server certificate, `password` (if
-/// any) for every role, and `extra` arguments.
-fn tls_master(c: &mut Cluster, pki: &Pki, password: Option<PathBuf>, extra: &[String]) {
-    let mut args = server_tls(pki);
-    args.extend_from_slice(extra);
+/// any) for every role, and the rest of `opts` (its `extra` arguments after
+/// the TLS ones).
+fn tls_master(c: &mut Cluster, pki: &Pki, password: Option<PathBuf>, opts: MasterOpts) {
+    let mut extra = server_tls(pki);
+    extra.extend(opts.extra.iter().cloned());
     c.client_password = password.clone();
     c.opts = MasterOpts {
         password_file: password,
-        extra: args,
-        ..MasterOpts::default()
+        extra,
+        ..opts
     };
     c.start_master();
 }
 
+/// A master serving TLS with a fresh PKI in `<tempdir>/pki` and one
+/// secret, `<tempdir>/password`, for every role; the rest of its options
+/// as [`tls_master`]'s, given the PKI. The cluster, the PKI, the secret.
+fn tls_cluster(opts: impl FnOnce(&Pki) -> MasterOpts) -> (Cluster, Pki, PathBuf) {
+    let mut c = Cluster::new();
+    let pki = pki(&c, "pki");
+    let pw = secret(&c, "password");
+    let opts = opts(&pki);
+    tls_master(&mut c, &pki, Some(pw.clone()), opts);
+    (c, pki, pw)
+}
+
+/// `--tls-client-ca CA`: a master of [`tls_cluster`] asking clients and
+/// holders for a certificate of `pki`'s CA (mutual TLS).
+fn client_ca(pki: &Pki) -> MasterOpts {
+    MasterOpts {
+        extra: vec!["--tls-client-ca".into(), s(&pki.ca)],
+        ..MasterOpts::default()
+    }
+}
+
+/// A foreman named `name` serving TLS with `pki`'s server certificate,
+/// which it also shows upstream, trusting `pki`'s CA there; its address.
+fn tls_foreman(c: &mut Cluster, pki: &Pki, name: &str) -> String {
+    let mut args = server_tls(pki);
+    args.extend(trust(pki));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    c.start_foreman(name, 0, &args).addr.clone()
+}
+
+/// How long a client of [`pilotq_timed`] or [`condor_timed`] may run (one
+/// that is refused must fail well within it: [`assert_refused`]).
+const REFUSAL_LIMIT: Duration = Duration::from_secs(30);
+
 /// `pilotq ARGS` as a client with `creds`, within `limit`; also how long
 /// it took.
 fn pilotq_in(c: &Cluster, creds: &Creds, args: &[&str], limit: Duration) -> (Out, Duration) {
-    let mut cmd = c.command();
+    let what = format!("pilotq {args:?}");
+    client_in(c, creds, c.command(), args, &what, limit)
+}
+
+/// `cmd ARGS` (`what`, for messages) as a client with `creds`, stdin
+/// `/dev/null`, within `limit`; also how long it took.
+fn client_in(
+    c: &Cluster,
+    creds: &Creds,
+    mut cmd: Command,
+    args: &[&str],
+    what: &str,
+    limit: Duration,
+) -> (Out, Duration) {
     cmd.args(args);
     creds.apply(c, &mut cmd);
     let t = Instant::now();
-    let out = run_with_input(cmd, Input::Null, limit, &format!("pilotq {args:?}"));
+    let out = run_with_input(cmd, Input::Null, limit, what);
     (out, t.elapsed())
+}
+
+/// [`pilotq_in`] within [`REFUSAL_LIMIT`].
+fn pilotq_timed(c: &Cluster, creds: &Creds, args: &[&str]) -> (Out, Duration) {
+    pilotq_in(c, creds, args, REFUSAL_LIMIT)
 }
 
 fn pilotq(c: &Cluster, creds: &Creds, args: &[&str]) -> Out {
@@ -169,26 +227,50 @@ fn condor(
     args: &[&str],
     limit: Duration,
 ) -> (Out, Duration) {
-    let mut cmd = c.condor_command(name);
-    cmd.args(args);
-    creds.apply(c, &mut cmd);
-    let t = Instant::now();
-    let out = run_with_input(cmd, Input::Null, limit, &format!("{name} {args:?}"));
-    (out, t.elapsed())
+    let what = format!("{name} {args:?}");
+    client_in(c, creds, c.condor_command(name), args, &what, limit)
 }
+
+/// [`condor`] within [`REFUSAL_LIMIT`].
+fn condor_timed(c: &Cluster, creds: &Creds, name: &str, args: &[&str]) -> (Out, Duration) {
+    condor(c, creds, name, args, REFUSAL_LIMIT)
+}
+
+/// Writes the submit file `<tempdir>/<file>`; its path.
+fn submit_file(c: &Cluster, file: &str, text: &str) -> String {
+    let path = c.path(file);
+    std::fs::write(&path, text).unwrap();
+    s(&path)
+}
+
+/// A submit file of one `/bin/true` job.
+const TRUE_SUB: &str = "executable = /bin/true\nqueue 1\n";
 
 /// Writes a submit file and runs `condor_submit` on it with `creds`.
 fn condor_submit(c: &Cluster, creds: &Creds, file: &str, text: &str) -> Out {
-    let path = c.path(file);
-    std::fs::write(&path, text).unwrap();
-    condor(
-        c,
-        creds,
-        "condor_submit",
-        &[path.to_str().unwrap()],
-        Duration::from_secs(60),
-    )
-    .0
+    let path = submit_file(c, file, text);
+    condor(c, creds, "condor_submit", &[&path], Duration::from_secs(60)).0
+}
+
+/// `pilotq submit --count COUNT --output out/$(Cluster).$(Process).out --
+/// /bin/sh -c SCRIPT` with `creds` and `flags` (before `--count`); the new
+/// cluster.
+fn submit_sh(c: &Cluster, creds: &Creds, flags: &[&str], count: u32, script: &str) -> u64 {
+    let count_s = count.to_string();
+    let mut args = vec!["submit"];
+    args.extend_from_slice(flags);
+    args.extend([
+        "--count",
+        &count_s,
+        "--output",
+        "out/$(Cluster).$(Process).out",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    let out = pilotq_ok(c, creds, &args);
+    parse_submit(&out.stdout, count).unwrap_or_else(|e| panic!("{e}\n{out}"))
 }
 
 /// `pilotq worker` named `name` on `upstream` with 1 core, the cluster's
@@ -222,15 +304,15 @@ fn trust(pki: &Pki) -> Vec<String> {
     vec!["--tls-ca".into(), s(&pki.ca)]
 }
 
-/// `--tls-ca CA --tls-cert CLIENT --tls-key KEY` for a worker showing
-/// `pki`'s client certificate.
-fn trust_and_show(pki: &Pki) -> Vec<String> {
+/// `--tls-ca CA --tls-cert CLIENT --tls-key KEY` for a worker trusting
+/// `pki` and showing `shown`'s client certificate.
+fn trust_and_show(pki: &Pki, shown: &Pki) -> Vec<String> {
     let mut v = trust(pki);
     v.extend([
         "--tls-cert".into(),
-        s(&pki.client_cert),
+        s(&shown.client_cert),
         "--tls-key".into(),
-        s(&pki.client_key),
+        s(&shown.client_key),
     ]);
     v
 }
@@ -307,9 +389,37 @@ fn wait_completed(c: &Cluster, creds: &Creds, n: usize) -> BTreeMap<String, Job>
     )
 }
 
+/// Waits until the jobs of `clusters` (id, number of jobs, word) completed,
+/// and no others (all read over TLS): each job of each is there, exited 0,
+/// and its output file `out/C.P.out` holds `WORD C.P`.
+fn wait_outputs(c: &Cluster, creds: &Creds, clusters: &[(u64, u32, &str)]) {
+    let n = clusters.iter().map(|&(_, count, _)| count as usize).sum();
+    let jobs = wait_completed(c, creds, n);
+    for j in jobs.values() {
+        assert_eq!(j.exit_code, Some(0), "{}", j.raw);
+        let (_, _, word) = clusters
+            .iter()
+            .find(|&&(cl, _, _)| cl == j.cluster)
+            .unwrap_or_else(|| panic!("a job of no cluster submitted here: {}", j.raw));
+        // What a user checks: every output file holds its own job's line.
+        assert_eq!(
+            c.read_file(&format!("out/{}.{}.out", j.cluster, j.proc)),
+            format!("{word} {}.{}\n", j.cluster, j.proc),
+            "{}",
+            j.raw
+        );
+    }
+    for &(cl, count, _) in clusters {
+        for p in 0..count {
+            assert!(jobs.contains_key(&format!("{cl}.{p}")), "{jobs:?}");
+        }
+    }
+}
+
 /// What a user checks of a refused client: a non-zero exit, quickly, with
 /// an error on stderr that mentions one of `words` (case-insensitive).
-fn assert_refused(what: &str, out: &Out, took: Duration, words: &[&str]) {
+fn assert_refused(what: &str, (out, took): &(Out, Duration), words: &[&str]) {
+    let took = *took;
     assert!(!out.ok(), "{what} succeeded:\n{out}");
     assert!(
         took < Duration::from_secs(15),
@@ -324,8 +434,9 @@ fn assert_refused(what: &str, out: &Out, took: Duration, words: &[&str]) {
 
 /// [`assert_refused`], and stderr says every one of `phrases` (exactly as
 /// written): what tells the user what to do.
-fn assert_refused_saying(what: &str, out: &Out, took: Duration, phrases: &[&str]) {
-    assert_refused(what, out, took, phrases);
+fn assert_refused_saying(what: &str, run: &(Out, Duration), phrases: &[&str]) {
+    assert_refused(what, run, phrases);
+    let out = &run.0;
     for p in phrases {
         assert!(
             out.stderr.contains(p),
@@ -440,18 +551,12 @@ fn is_tls_record(bytes: &[u8]) -> bool {
 
 #[test]
 fn tls_end_to_end_master_foreman_workers_and_clients() {
-    let mut c = Cluster::new();
-    let pki = pki(&c, "pki");
-    let pw = secret(&c, "password");
-    tls_master(&mut c, &pki, Some(pw.clone()), &[]);
+    let (mut c, pki, pw) = tls_cluster(|_| MasterOpts::default());
     let creds = Creds::trusting(&pki, Some(&pw));
 
     // A foreman serving TLS to its workers (the same server certificate),
     // and trusting the CA upstream.
-    let mut foreman_args = server_tls(&pki);
-    foreman_args.extend(trust(&pki));
-    let foreman_args: Vec<&str> = foreman_args.iter().map(String::as_str).collect();
-    let foreman = c.start_foreman("f", 0, &foreman_args).addr.clone();
+    let foreman = tls_foreman(&mut c, &pki, "f");
     let master = c.addr();
     for (name, upstream) in [
         ("direct-1", &master),
@@ -471,22 +576,7 @@ fn tls_end_to_end_master_foreman_workers_and_clients() {
         "echo \"$(Cluster).$(Process) $PWD\" >> {}; sleep 1; echo \"job $(Cluster).$(Process)\"",
         runs.display()
     );
-    let submit = pilotq_ok(
-        &c,
-        &creds,
-        &[
-            "submit",
-            "--count",
-            "10",
-            "--output",
-            "out/$(Cluster).$(Process).out",
-            "--",
-            "/bin/sh",
-            "-c",
-            &script,
-        ],
-    );
-    let first = parse_submit(&submit.stdout, 10).unwrap_or_else(|e| panic!("{e}\n{submit}"));
+    let first = submit_sh(&c, &creds, &[], 10, &script);
     let sub = condor_submit(
         &c,
         &creds,
@@ -529,26 +619,7 @@ fn tls_end_to_end_master_foreman_workers_and_clients() {
         );
     }
 
-    let jobs = wait_completed(&c, &creds, 20);
-    for j in jobs.values() {
-        assert_eq!(j.exit_code, Some(0), "{}", j.raw);
-        assert!(j.cluster == first || j.cluster == second, "{}", j.raw);
-        // What a user checks: every output file holds its own job's line.
-        let path = c.path(&format!("out/{}.{}.out", j.cluster, j.proc));
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), c.diag()));
-        assert_eq!(
-            text,
-            format!("job {}.{}\n", j.cluster, j.proc),
-            "{}",
-            path.display()
-        );
-    }
-    for p in 0..10 {
-        for cl in [first, second] {
-            assert!(jobs.contains_key(&format!("{cl}.{p}")), "{jobs:?}");
-        }
-    }
+    wait_outputs(&c, &creds, &[(first, 10, "job"), (second, 10, "job")]);
     // Jobs ran on both paths: on the master's own workers and behind the
     // foreman (each TLS link carried some).
     let log = std::fs::read_to_string(&runs).unwrap();
@@ -591,28 +662,27 @@ const PLAIN_TO_TLS: &[&str] = &["speaks TLS", "--tls-ca"];
 
 #[test]
 fn a_plain_tcp_client_is_refused_by_a_tls_master() {
-    let mut c = Cluster::new();
-    let pki = pki(&c, "pki");
-    let pw = secret(&c, "password");
-    tls_master(&mut c, &pki, Some(pw.clone()), &[]);
+    let (c, pki, pw) = tls_cluster(|_| MasterOpts::default());
 
     // pilotq and condor_q without --tls-ca / PILOTQ_TLS_CA: refused, fast,
     // and told what is missing (not a frame-size error).
     let plain = Creds::plain(Some(&pw));
-    let (out, took) = pilotq_in(&c, &plain, &["status"], Duration::from_secs(30));
-    assert_refused_saying("a plain-TCP `pilotq status`", &out, took, PLAIN_TO_TLS);
-    let (out, took) = condor(&c, &plain, "condor_q", &[], Duration::from_secs(30));
-    assert_refused_saying("a plain-TCP condor_q", &out, took, PLAIN_TO_TLS);
-    let sub = c.path("plain.sub");
-    std::fs::write(&sub, "executable = /bin/true\nqueue 1\n").unwrap();
-    let (out, took) = condor(
-        &c,
-        &plain,
-        "condor_submit",
-        &[sub.to_str().unwrap()],
-        Duration::from_secs(30),
+    assert_refused_saying(
+        "a plain-TCP `pilotq status`",
+        &pilotq_timed(&c, &plain, &["status"]),
+        PLAIN_TO_TLS,
     );
-    assert_refused_saying("a plain-TCP condor_submit", &out, took, PLAIN_TO_TLS);
+    assert_refused_saying(
+        "a plain-TCP condor_q",
+        &condor_timed(&c, &plain, "condor_q", &[]),
+        PLAIN_TO_TLS,
+    );
+    let sub = submit_file(&c, "plain.sub", TRUE_SUB);
+    assert_refused_saying(
+        "a plain-TCP condor_submit",
+        &condor_timed(&c, &plain, "condor_submit", &[&sub]),
+        PLAIN_TO_TLS,
+    );
 
     // A pilotq Hello sent in the clear gets no pilotq answer: at most a TLS
     // alert, then the end of the connection.
@@ -646,8 +716,9 @@ fn a_plain_tcp_client_is_refused_by_a_tls_master() {
 /// A client trusting another CA: refused with the certificate error
 /// (rustls's `UnknownIssuer`) said once, not repeated as its own cause,
 /// and without the hint to start a master, which is there and answered.
-fn assert_wrong_ca(what: &str, out: &Out, took: Duration) {
-    assert_refused(what, out, took, &["certificate"]);
+fn assert_wrong_ca(what: &str, run: &(Out, Duration)) {
+    assert_refused(what, run, &["certificate"]);
+    let out = &run.0;
     assert_said_once(what, out, "UnknownIssuer");
     assert!(
         !out.stderr.contains("is the master running"),
@@ -657,26 +728,24 @@ fn assert_wrong_ca(what: &str, out: &Out, took: Duration) {
 
 #[test]
 fn a_client_with_the_wrong_ca_is_refused() {
-    let mut c = Cluster::new();
-    let pki = pki(&c, "pki");
+    let (c, pki, pw) = tls_cluster(|_| MasterOpts::default());
     let other = self::pki(&c, "other-pki");
-    let pw = secret(&c, "password");
-    tls_master(&mut c, &pki, Some(pw.clone()), &[]);
 
     // Refused with the certificate error, said once, and no hint to start a
     // master that answered.
     let wrong = Creds::trusting(&other, Some(&pw));
-    let (out, took) = pilotq_in(&c, &wrong, &["status"], Duration::from_secs(30));
-    assert_wrong_ca("`pilotq status` trusting another CA", &out, took);
-    let (out, took) = pilotq_in(
-        &c,
-        &wrong,
-        &["submit", "--", "/bin/true"],
-        Duration::from_secs(30),
+    assert_wrong_ca(
+        "`pilotq status` trusting another CA",
+        &pilotq_timed(&c, &wrong, &["status"]),
     );
-    assert_wrong_ca("`pilotq submit` trusting another CA", &out, took);
-    let (out, took) = condor(&c, &wrong, "condor_q", &[], Duration::from_secs(30));
-    assert_wrong_ca("condor_q trusting another CA", &out, took);
+    assert_wrong_ca(
+        "`pilotq submit` trusting another CA",
+        &pilotq_timed(&c, &wrong, &["submit", "--", "/bin/true"]),
+    );
+    assert_wrong_ca(
+        "condor_q trusting another CA",
+        &condor_timed(&c, &wrong, "condor_q", &[]),
+    );
 
     // The master goes on serving the clients that trust its CA.
     let right = Creds::trusting(&pki, Some(&pw));
@@ -686,7 +755,7 @@ fn a_client_with_the_wrong_ca_is_refused() {
     let jobs: Vec<Value> = serde_json::from_str(&q.stdout).unwrap();
     assert_eq!(jobs.len(), 1, "only the right client's job is queued: {q}");
     assert_eq!(Job::from_json(&jobs[0]).cluster, cl, "{q}");
-    let (out, _) = condor(&c, &right, "condor_q", &[], Duration::from_secs(30));
+    let (out, _) = condor_timed(&c, &right, "condor_q", &[]);
     assert!(out.ok(), "condor_q trusting the right CA\n{out}");
 
     // Those clients' ordinary exits are not in the master's log.
@@ -707,29 +776,14 @@ fn a_tls_client_of_a_plain_master_is_told_the_master_does_not_serve_tls() {
 
     // `pilotq status --tls-ca CA` (the flag) and condor_q (PILOTQ_TLS_CA).
     let ca = s(&pki.ca);
-    let (out, took) = pilotq_in(
-        &c,
-        &Creds::plain(Some(&pw)),
-        &["status", "--tls-ca", &ca],
-        Duration::from_secs(30),
-    );
     assert_refused_saying(
         "`pilotq status --tls-ca` against a plain master",
-        &out,
-        took,
+        &pilotq_timed(&c, &Creds::plain(Some(&pw)), &["status", "--tls-ca", &ca]),
         TLS_TO_PLAIN,
-    );
-    let (out, took) = condor(
-        &c,
-        &Creds::trusting(&pki, Some(&pw)),
-        "condor_q",
-        &[],
-        Duration::from_secs(30),
     );
     assert_refused_saying(
         "condor_q with PILOTQ_TLS_CA against a plain master",
-        &out,
-        took,
+        &condor_timed(&c, &Creds::trusting(&pki, Some(&pw)), "condor_q", &[]),
         TLS_TO_PLAIN,
     );
 
@@ -745,72 +799,40 @@ const TLS_TO_PLAIN: &[&str] = &["TLS", "does the master serve TLS"];
 
 #[test]
 fn mutual_tls_refuses_a_peer_without_a_certificate() {
-    let mut c = Cluster::new();
-    let pki = pki(&c, "pki");
+    let (mut c, pki, pw) = tls_cluster(client_ca);
     let other = self::pki(&c, "other-pki");
-    let pw = secret(&c, "password");
-    tls_master(
-        &mut c,
-        &pki,
-        Some(pw.clone()),
-        &["--tls-client-ca".into(), s(&pki.ca)],
-    );
     let master = c.addr();
     let good = Creds::with_cert(&pki, Some(&pw));
 
     // Workers without a certificate, or with one of another CA, and one
     // with the right certificate.
     spawn_worker(&mut c, "no-cert", &master, &pw, &trust(&pki));
-    let mut foreign = trust(&pki);
-    foreign.extend([
-        "--tls-cert".into(),
-        s(&other.client_cert),
-        "--tls-key".into(),
-        s(&other.client_key),
-    ]);
+    let foreign = trust_and_show(&pki, &other);
     spawn_worker(&mut c, "foreign-cert", &master, &pw, &foreign);
-    spawn_worker(&mut c, "with-cert", &master, &pw, &trust_and_show(&pki));
+    spawn_worker(
+        &mut c,
+        "with-cert",
+        &master,
+        &pw,
+        &trust_and_show(&pki, &pki),
+    );
 
     // Clients without a certificate, or with another CA's: refused.
-    let (out, took) = pilotq_in(
-        &c,
-        &Creds::trusting(&pki, Some(&pw)),
-        &["status"],
-        Duration::from_secs(30),
-    );
+    let no_cert = Creds::trusting(&pki, Some(&pw));
     assert_refused(
         "`pilotq status` without a client certificate",
-        &out,
-        took,
+        &pilotq_timed(&c, &no_cert, &["status"]),
         &["certificate"],
     );
-    let foreign_client = Creds {
-        identity: Some((other.client_cert.clone(), other.client_key.clone())),
-        ..Creds::trusting(&pki, Some(&pw))
-    };
-    let (out, took) = pilotq_in(
-        &c,
-        &foreign_client,
-        &["submit", "--", "/bin/true"],
-        Duration::from_secs(30),
-    );
+    let foreign_client = Creds::trusting(&pki, Some(&pw)).showing(&other);
     assert_refused(
         "`pilotq submit` with another CA's client certificate",
-        &out,
-        took,
+        &pilotq_timed(&c, &foreign_client, &["submit", "--", "/bin/true"]),
         &["certificate", "UnknownCA"],
-    );
-    let (out, took) = condor(
-        &c,
-        &Creds::trusting(&pki, Some(&pw)),
-        "condor_q",
-        &[],
-        Duration::from_secs(30),
     );
     assert_refused(
         "condor_q without a client certificate",
-        &out,
-        took,
+        &condor_timed(&c, &no_cert, "condor_q", &[]),
         &["certificate"],
     );
 
@@ -834,40 +856,17 @@ fn mutual_tls_refuses_a_peer_without_a_certificate() {
         c.diag()
     );
     let a = parse_submit(&sub.stdout, 3).unwrap_or_else(|e| panic!("{e}\n{sub}"));
-    let (ca, cert, key) = (s(&pki.ca), s(&pki.client_cert), s(&pki.client_key));
-    let out = pilotq_ok(
+    let flags = trust_and_show(&pki, &pki);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let b = submit_sh(
         &c,
         &Creds::plain(Some(&pw)),
-        &[
-            "submit",
-            "--tls-ca",
-            &ca,
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-            "--count",
-            "2",
-            "--output",
-            "out/$(Cluster).$(Process).out",
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo pilotq $(Cluster).$(Process)",
-        ],
+        &flags,
+        2,
+        "echo pilotq $(Cluster).$(Process)",
     );
-    let b = parse_submit(&out.stdout, 2).unwrap_or_else(|e| panic!("{e}\n{out}"));
 
-    let jobs = wait_completed(&c, &good, 5);
-    for j in jobs.values() {
-        assert_eq!(j.exit_code, Some(0), "{}", j.raw);
-        let word = if j.cluster == a { "condor" } else { "pilotq" };
-        assert!(j.cluster == a || j.cluster == b, "{}", j.raw);
-        assert_eq!(
-            c.read_file(&format!("out/{}.{}.out", j.cluster, j.proc)),
-            format!("{word} {}.{}\n", j.cluster, j.proc)
-        );
-    }
+    wait_outputs(&c, &good, &[(a, 3, "condor"), (b, 2, "pilotq")]);
     // The refused workers never got in, and are still trying.
     let st = status(&c, &good).unwrap();
     assert_eq!(st["holders"], 1, "{st}");
@@ -878,23 +877,12 @@ fn mutual_tls_refuses_a_peer_without_a_certificate() {
 
 #[test]
 fn a_foreman_shows_its_certificate_to_a_mutual_tls_master() {
-    let mut c = Cluster::new();
-    let pki = pki(&c, "pki");
-    let pw = secret(&c, "password");
-    tls_master(
-        &mut c,
-        &pki,
-        Some(pw.clone()),
-        &["--tls-client-ca".into(), s(&pki.ca)],
-    );
+    let (mut c, pki, pw) = tls_cluster(client_ca);
     let good = Creds::with_cert(&pki, Some(&pw));
 
     // A foreman serving TLS with the server certificate, which it also
     // shows upstream; two workers reach it over TLS.
-    let mut shows = server_tls(&pki);
-    shows.extend(trust(&pki));
-    let shows: Vec<&str> = shows.iter().map(String::as_str).collect();
-    let with_cert = c.start_foreman("with-cert", 0, &shows).addr.clone();
+    let with_cert = tls_foreman(&mut c, &pki, "with-cert");
     for w in ["behind-1", "behind-2"] {
         spawn_worker(&mut c, w, &with_cert, &pw, &trust(&pki));
     }
@@ -928,31 +916,8 @@ fn a_foreman_shows_its_certificate_to_a_mutual_tls_master() {
         "echo \"$(Cluster).$(Process) $PWD\" >> {}; echo \"foreman $(Cluster).$(Process)\"",
         runs.display()
     );
-    let out = pilotq_ok(
-        &c,
-        &good,
-        &[
-            "submit",
-            "--count",
-            "4",
-            "--output",
-            "out/$(Cluster).$(Process).out",
-            "--",
-            "/bin/sh",
-            "-c",
-            &script,
-        ],
-    );
-    let cl = parse_submit(&out.stdout, 4).unwrap_or_else(|e| panic!("{e}\n{out}"));
-    let jobs = wait_completed(&c, &good, 4);
-    for p in 0..4 {
-        let j = &jobs[&format!("{cl}.{p}")];
-        assert_eq!(j.exit_code, Some(0), "{}", j.raw);
-        assert_eq!(
-            c.read_file(&format!("out/{cl}.{p}.out")),
-            format!("foreman {cl}.{p}\n")
-        );
-    }
+    let cl = submit_sh(&c, &good, &[], 4, &script);
+    wait_outputs(&c, &good, &[(cl, 4, "foreman")]);
     let log = std::fs::read_to_string(&runs).unwrap();
     let dirs = ["behind-1", "behind-2"].map(|w| s(&c.root.join("workers").join(w)) + "/");
     assert_eq!(log.lines().count(), 4, "each job ran once:\n{log}");
@@ -984,63 +949,45 @@ fn the_password_still_decides_roles_inside_tls() {
         &mut c,
         &pki,
         None,
-        &[
-            "--holder-password-file".into(),
-            s(&holder),
-            "--client-password-file".into(),
-            s(&client),
-        ],
+        MasterOpts {
+            extra: vec![
+                "--holder-password-file".into(),
+                s(&holder),
+                "--client-password-file".into(),
+                s(&client),
+            ],
+            ..MasterOpts::default()
+        },
     );
     let master = c.addr();
     let as_client = Creds::trusting(&pki, Some(&client));
     let as_holder = Creds::trusting(&pki, Some(&holder));
 
     // Over TLS, the holder secret cannot submit (nor read the queue).
-    let (out, took) = pilotq_in(
-        &c,
-        &as_holder,
-        &["submit", "--", "/bin/true"],
-        Duration::from_secs(30),
-    );
     assert_refused(
         "`pilotq submit` with the holder secret",
-        &out,
-        took,
+        &pilotq_timed(&c, &as_holder, &["submit", "--", "/bin/true"]),
         &["authentication"],
     );
-    let sub = c.path("holder.sub");
-    std::fs::write(&sub, "executable = /bin/true\nqueue 1\n").unwrap();
-    let (out, took) = condor(
-        &c,
-        &as_holder,
-        "condor_submit",
-        &[sub.to_str().unwrap()],
-        Duration::from_secs(30),
-    );
+    let sub = submit_file(&c, "holder.sub", TRUE_SUB);
     assert_refused(
         "condor_submit with the holder secret",
-        &out,
-        took,
+        &condor_timed(&c, &as_holder, "condor_submit", &[&sub]),
         &["authentication"],
     );
-    let (out, took) = pilotq_in(&c, &as_holder, &["q"], Duration::from_secs(30));
     assert_refused(
         "`pilotq q` with the holder secret",
-        &out,
-        took,
+        &pilotq_timed(&c, &as_holder, &["q"]),
         &["authentication"],
     );
     // The client secret without TLS: refused too (TLS is not optional).
-    let (out, took) = pilotq_in(
-        &c,
-        &Creds::plain(Some(&client)),
-        &["submit", "--", "/bin/true"],
-        Duration::from_secs(30),
-    );
     assert_refused_saying(
         "a plain-TCP submit with the client secret",
-        &out,
-        took,
+        &pilotq_timed(
+            &c,
+            &Creds::plain(Some(&client)),
+            &["submit", "--", "/bin/true"],
+        ),
         PLAIN_TO_TLS,
     );
 
@@ -1050,31 +997,8 @@ fn the_password_still_decides_roles_inside_tls() {
     wait_capacity(&c, &as_client, 1, 1);
 
     // The client secret over TLS submits, and the job runs.
-    let out = pilotq_ok(
-        &c,
-        &as_client,
-        &[
-            "submit",
-            "--count",
-            "2",
-            "--output",
-            "out/$(Cluster).$(Process).out",
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo roles $(Cluster).$(Process)",
-        ],
-    );
-    let cl = parse_submit(&out.stdout, 2).unwrap_or_else(|e| panic!("{e}\n{out}"));
-    let jobs = wait_completed(&c, &as_client, 2);
-    for p in 0..2 {
-        let j = &jobs[&format!("{cl}.{p}")];
-        assert_eq!(j.exit_code, Some(0), "{}", j.raw);
-        assert_eq!(
-            c.read_file(&format!("out/{cl}.{p}.out")),
-            format!("roles {cl}.{p}\n")
-        );
-    }
+    let cl = submit_sh(&c, &as_client, &[], 2, "echo roles $(Cluster).$(Process)");
+    wait_outputs(&c, &as_client, &[(cl, 2, "roles")]);
     let st = status(&c, &as_client).unwrap();
     assert_eq!(
         st["holders"], 1,
@@ -1084,17 +1008,10 @@ fn the_password_still_decides_roles_inside_tls() {
 
 #[test]
 fn a_tls_handshake_that_never_completes_is_closed_after_the_handshake_timeout() {
-    let mut c = Cluster::new();
-    let pki = pki(&c, "pki");
-    let pw = secret(&c, "password");
-    c.client_password = Some(pw.clone());
-    c.opts = MasterOpts {
-        password_file: Some(pw.clone()),
+    let (mut c, pki, pw) = tls_cluster(|_| MasterOpts {
         handshake_timeout: Some(1.0),
-        extra: server_tls(&pki),
         ..MasterOpts::default()
-    };
-    c.start_master();
+    });
     let addr = c.addr();
 
     // Three at once: one silent, one that starts a ClientHello and stalls

@@ -8,16 +8,15 @@
 //! under a gone holder's name does not get its attempts.
 
 use pilotq_tests::{
-    current_user, event_job, event_kind, write_executable, Cluster, MasterOpts, COMPLETED, IDLE,
-    REMOVED, RUNNING,
+    current_user, event_job, event_kind, raw_job_spec, write_executable, Cluster, MasterOpts,
+    COMPLETED, IDLE, REMOVED, RUNNING, TRUE_SH,
 };
 use pilotq_wire::handshake::{fresh_nonce, Prover};
 use pilotq_wire::message::{Attempt, Started};
 use pilotq_wire::{
-    ClusterId, FromMaster, Hello, Holding, HoldingState, JobId, JobResult, JobSpec, Outcome,
-    Resources, Role, Secret, Selector, ToMaster, PROTOCOL_VERSION,
+    ClusterId, FromMaster, Hello, Holding, HoldingState, JobId, JobResult, Outcome, Resources,
+    Role, Secret, Selector, ToMaster, PROTOCOL_VERSION,
 };
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -135,15 +134,15 @@ impl<S: Timed> Link<S> {
         }
     }
 
-    /// Hello, Welcome, Proof (of `secret`, if any); the master's verdict:
-    /// `Ok` on `Accepted`, else its error message.
-    fn handshake(&mut self, role: Role, name: &str, secret: Option<&Secret>) -> Result<(), String> {
-        let hello = Hello {
-            protocol: PROTOCOL_VERSION,
-            role,
-            name: name.into(),
-            nonce: fresh_nonce(),
-        };
+    /// Hello, Welcome, Proof (of `secret`, if any); the master's verdict is
+    /// next on the connection.
+    fn hello_and_proof(
+        &mut self,
+        role: Role,
+        name: &str,
+        secret: Option<&Secret>,
+    ) -> Result<(), String> {
+        let hello = hello(role, name);
         self.send(&ToMaster::Hello(hello.clone()))
             .map_err(|e| format!("sending Hello: {e}"))?;
         let nonce = match self.recv(REPLY) {
@@ -152,7 +151,13 @@ impl<S: Timed> Link<S> {
         };
         let proof = secret.map(|s| s.prove(Prover::Peer, &hello, &nonce));
         self.send(&ToMaster::Proof { proof })
-            .map_err(|e| format!("sending Proof: {e}"))?;
+            .map_err(|e| format!("sending Proof: {e}"))
+    }
+
+    /// [`Link::hello_and_proof`], then the master's verdict: `Ok` on
+    /// `Accepted`, else its error message.
+    fn handshake(&mut self, role: Role, name: &str, secret: Option<&Secret>) -> Result<(), String> {
+        self.hello_and_proof(role, name, secret)?;
         match self.recv(REPLY) {
             Got::Msg(FromMaster::Accepted) => Ok(()),
             Got::Msg(FromMaster::Error { message }) => Err(message),
@@ -175,6 +180,16 @@ impl<S: Timed> Link<S> {
                 other => panic!("expected Jobs, got {other:?}"),
             }
         }
+    }
+}
+
+/// A Hello of `role` named `name`, with a fresh nonce.
+fn hello(role: Role, name: &str) -> Hello {
+    Hello {
+        protocol: PROTOCOL_VERSION,
+        role,
+        name: name.into(),
+        nonce: fresh_nonce(),
     }
 }
 
@@ -207,28 +222,52 @@ fn unix_client(path: &Path) -> Link<UnixStream> {
 
 /// A one-job submission claiming `owner`, with a tiny executable.
 fn submit_msg(owner: &str) -> ToMaster {
-    let bytes = b"#!/bin/sh\ntrue\n".to_vec();
-    let spec = JobSpec {
-        executable: hex::encode(Sha256::digest(&bytes)),
-        cmd: "true.sh".into(),
-        arguments: vec![],
-        environment: Default::default(),
-        output: None,
-        error: None,
-        log: None,
-        request: Resources::new(1, 0, 0),
-        priority: 0,
-        attributes: Default::default(),
-        owner: owner.into(),
-        iwd: "/".into(),
-        tags: vec![],
-        leave_in_queue: false,
-    };
     ToMaster::Submit {
-        spec: Box::new(spec),
+        spec: Box::new(raw_job_spec(owner, "true.sh", TRUE_SH)),
         count: 1,
-        executable: bytes,
+        executable: TRUE_SH.to_vec(),
     }
+}
+
+/// A holder connection over TCP: a `role` named `name` proving `secret`,
+/// then registering with `resources`, `holdings` and `token` (depth 1, no
+/// job limit, no tags). Panics if the handshake is refused.
+fn registered(
+    addr: &str,
+    role: Role,
+    name: &str,
+    secret: &Secret,
+    resources: Resources,
+    holdings: Vec<Holding>,
+    token: Vec<u8>,
+) -> Link<TcpStream> {
+    let mut l = tcp(addr);
+    l.handshake(role, name, Some(secret))
+        .unwrap_or_else(|e| panic!("{role} {name:?} proving the holder secret: {e}"));
+    l.send(&ToMaster::Register {
+        resources,
+        holdings,
+        depth: 1,
+        max_jobs: 0,
+        tags: vec![],
+        token,
+    })
+    .unwrap();
+    l
+}
+
+/// A master with the secret in `pw` for every role and a Unix socket in
+/// the tempdir, started; the socket's path.
+fn start_master_with_socket(c: &mut Cluster, pw: &Path) -> PathBuf {
+    let socket = c.path("master.sock");
+    c.opts = MasterOpts {
+        password_file: Some(pw.to_path_buf()),
+        extra: vec!["--unix-socket".into(), socket.display().to_string()],
+        ..MasterOpts::default()
+    };
+    c.client_password = Some(pw.to_path_buf());
+    c.start_master();
+    socket
 }
 
 fn secret_file(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -310,6 +349,13 @@ fn as_user_on_socket(uid: u32, socket: &Path) -> (String, String) {
     (line("helper submit: "), line("helper remove: "))
 }
 
+/// `pilotq submit` of one `/bin/true` job on the Unix socket, as `uid`
+/// (None: as this process's user).
+fn submit_on_socket(c: &Cluster, socket: &Path, uid: Option<u32>) -> pilotq_tests::Out {
+    let args = ["submit", "--count", "1", "--", "/bin/true"];
+    on_socket(c, socket, "pilotq", &args, uid)
+}
+
 /// `pilotq ARGS` or a `condor_*` client on the Unix socket, with no password,
 /// as `uid` (None: as this process's user).
 fn on_socket(
@@ -347,14 +393,7 @@ fn a_unix_socket_client_owns_its_jobs_by_the_kernels_word() {
     let mut c = Cluster::new();
     // Local users must reach the socket (and read the submit file).
     std::fs::set_permissions(&c.root, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let socket = c.path("master.sock");
-    c.opts = MasterOpts {
-        password_file: Some(pw.clone()),
-        extra: vec!["--unix-socket".into(), socket.display().to_string()],
-        ..MasterOpts::default()
-    };
-    c.client_password = Some(pw.clone());
-    c.start_master();
+    let socket = start_master_with_socket(&mut c, &pw);
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o666, "the socket is open to every local user");
 
@@ -371,26 +410,14 @@ fn a_unix_socket_client_owns_its_jobs_by_the_kernels_word() {
     assert!(c.q_json().is_empty());
 
     // root on the socket, no password.
-    let out = on_socket(
-        &c,
-        &socket,
-        "pilotq",
-        &["submit", "--count", "1", "--", "/bin/true"],
-        None,
-    );
+    let out = submit_on_socket(&c, &socket, None);
     assert!(
         out.ok(),
         "root's submission on the socket failed\n{out}\n{}",
         c.diag()
     );
     // nobody on the socket, with pilotq and with condor_submit.
-    let out = on_socket(
-        &c,
-        &socket,
-        "pilotq",
-        &["submit", "--count", "1", "--", "/bin/true"],
-        Some(NOBODY),
-    );
+    let out = submit_on_socket(&c, &socket, Some(NOBODY));
     assert!(
         out.ok(),
         "nobody's submission on the socket failed\n{out}\n{}",
@@ -453,13 +480,7 @@ fn a_unix_socket_client_owns_its_jobs_by_the_kernels_word() {
     ];
     assert_eq!(owners(&c), want, "{}", c.diag());
     // condor_rm -all as nobody on the socket: nobody's new job only.
-    let out = on_socket(
-        &c,
-        &socket,
-        "pilotq",
-        &["submit", "--count", "1", "--", "/bin/true"],
-        Some(NOBODY),
-    );
+    let out = submit_on_socket(&c, &socket, Some(NOBODY));
     assert!(out.ok(), "{out}");
     let out = on_socket(&c, &socket, "condor_rm", &["-all"], Some(NOBODY));
     assert!(out.ok(), "condor_rm -all as nobody\n{out}");
@@ -476,31 +497,11 @@ fn a_worker_cannot_register_on_the_unix_socket() {
     let pw = secret_file(secrets.path(), "secret", "trust-holder-secret\n");
     let secret = Secret::from_file(&pw).unwrap();
     let mut c = Cluster::new();
-    let socket = c.path("master.sock");
-    c.opts = MasterOpts {
-        password_file: Some(pw.clone()),
-        extra: vec!["--unix-socket".into(), socket.display().to_string()],
-        ..MasterOpts::default()
-    };
-    c.client_password = Some(pw.clone());
-    c.start_master();
+    let socket = start_master_with_socket(&mut c, &pw);
     for role in [Role::Worker, Role::Foreman] {
         let mut l = unix(&socket);
-        let hello = Hello {
-            protocol: PROTOCOL_VERSION,
-            role,
-            name: "local-pilot".into(),
-            nonce: fresh_nonce(),
-        };
-        l.send(&ToMaster::Hello(hello.clone())).unwrap();
-        let nonce = match l.msg(REPLY) {
-            FromMaster::Welcome(w) => w.nonce,
-            other => panic!("expected Welcome, got {other:?}"),
-        };
-        l.send(&ToMaster::Proof {
-            proof: Some(secret.prove(Prover::Peer, &hello, &nonce)),
-        })
-        .unwrap();
+        l.hello_and_proof(role, "local-pilot", Some(&secret))
+            .unwrap_or_else(|e| panic!("{role} on the socket: {e}"));
         let m = l.error_and_close();
         assert!(
             m.contains(&format!("a {role} may not connect on the Unix socket")),
@@ -509,18 +510,15 @@ fn a_worker_cannot_register_on_the_unix_socket() {
     }
     assert_eq!(c.status_json()["holders"], 0);
     // Over TCP the same worker is accepted and registers.
-    let mut l = tcp(&c.addr());
-    l.handshake(Role::Worker, "local-pilot", Some(&secret))
-        .expect("the worker is accepted over TCP");
-    l.send(&ToMaster::Register {
-        resources: Resources::new(1, 1024, 1024),
-        holdings: vec![],
-        depth: 1,
-        max_jobs: 0,
-        tags: vec![],
-        token: fresh_nonce(),
-    })
-    .unwrap();
+    let _l = registered(
+        &c.addr(),
+        Role::Worker,
+        "local-pilot",
+        &secret,
+        Resources::new(1, 1024, 1024),
+        vec![],
+        fresh_nonce(),
+    );
     c.wait_holders(1, REPLY);
     // A client on the socket is served.
     let out = on_socket(&c, &socket, "pilotq", &["status", "--json"], None);
@@ -686,13 +684,7 @@ fn connections_beyond_the_per_address_limit_are_closed() {
     for i in 0..3 {
         let mut fourth = tcp(&addr);
         let t = Instant::now();
-        let hello = ToMaster::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            role: Role::Client,
-            name: "fourth".into(),
-            nonce: fresh_nonce(),
-        });
-        let _ = fourth.send(&hello);
+        let _ = fourth.send(&ToMaster::Hello(hello(Role::Client, "fourth")));
         match fourth.recv(Duration::from_secs(3)) {
             Got::Closed => {}
             other => panic!(
@@ -823,25 +815,39 @@ fn a_request_with_too_many_selectors_is_refused_whole() {
     assert!(before.iter().all(|j| j["status"] == IDLE));
 }
 
+/// A result with no key for `attempt` of `job`, started at `started_at`,
+/// exited 0 now, that printed `stdout`.
+fn forged_result(job: JobId, attempt: u32, started_at: u64, stdout: &[u8]) -> JobResult {
+    JobResult {
+        key: None,
+        job,
+        attempt,
+        outcome: Outcome::Exited { code: 0 },
+        started_at,
+        ended_at: pilotq_journal::now_ms(),
+        stdout: stdout.to_vec(),
+        stderr: vec![],
+    }
+}
+
+/// A holding with no key of `attempt` of `job`, in `state`.
+fn holding(job: JobId, attempt: u32, state: HoldingState) -> Holding {
+    Holding {
+        key: None,
+        job,
+        attempt,
+        state,
+        spec: None,
+        wrapper: None,
+    }
+}
+
 /// The raw holder's forged results for `jobs` (attempt 1).
 fn forged(jobs: &[JobId]) -> Vec<Holding> {
     jobs.iter()
-        .map(|&job| Holding {
-            key: None,
-            job,
-            attempt: 1,
-            state: HoldingState::Finished(JobResult {
-                key: None,
-                job,
-                attempt: 1,
-                outcome: Outcome::Exited { code: 0 },
-                started_at: pilotq_journal::now_ms(),
-                ended_at: pilotq_journal::now_ms(),
-                stdout: b"FORGED\n".to_vec(),
-                stderr: vec![],
-            }),
-            spec: None,
-            wrapper: None,
+        .map(|&job| {
+            let result = forged_result(job, 1, pilotq_journal::now_ms(), b"FORGED\n");
+            holding(job, 1, HoldingState::Finished(result))
         })
         .collect()
 }
@@ -876,18 +882,15 @@ fn a_stranger_under_a_live_holders_name_is_refused() {
         (Role::Worker, vec![]),
         (Role::Foreman, fresh_nonce()),
     ] {
-        let mut l = tcp(&c.addr());
-        l.handshake(role, "w1", Some(&secret))
-            .expect("the holder secret is accepted");
-        l.send(&ToMaster::Register {
-            resources: Resources::new(8, 8192, 8192),
-            holdings: forged(&[JobId::new(1, 0), JobId::new(1, 1)]),
-            depth: 1,
-            max_jobs: 0,
-            tags: vec![],
+        let mut l = registered(
+            &c.addr(),
+            role,
+            "w1",
+            &secret,
+            Resources::new(8, 8192, 8192),
+            forged(&[JobId::new(1, 0), JobId::new(1, 1)]),
             token,
-        })
-        .unwrap();
+        );
         let m = l.error_and_close();
         assert!(
             m.contains("holder name \"w1\" is in use by a live connection"),
@@ -924,17 +927,15 @@ fn job_left_by_a_gone_holder() -> (Cluster, Secret, tempfile::TempDir, u32, u64)
     write_executable(&c.path("real.sh"), "#!/bin/sh\necho real-bytes-$1\n");
     c.submit(1, &["--output", "out/job.out"], &["./real.sh", "x"]);
     let job = JobId::new(1, 0);
-    let mut a = tcp(&c.addr());
-    a.handshake(Role::Worker, "w1", Some(&secret)).unwrap();
-    a.send(&ToMaster::Register {
-        resources: Resources::new(1, 4096, 100_000),
-        holdings: vec![],
-        depth: 1,
-        max_jobs: 0,
-        tags: vec![],
-        token: fresh_nonce(),
-    })
-    .unwrap();
+    let mut a = registered(
+        &c.addr(),
+        Role::Worker,
+        "w1",
+        &secret,
+        Resources::new(1, 4096, 100_000),
+        vec![],
+        fresh_nonce(),
+    );
     let attempt = match a.msg(REPLY) {
         FromMaster::Dispatch(asg) => {
             assert_eq!(asg.len(), 1, "{asg:?}");
@@ -972,27 +973,21 @@ fn stranger_reports(
     started_at: u64,
 ) -> Vec<FromMaster> {
     let job = JobId::new(1, 0);
-    let mut b = tcp(&c.addr());
-    b.handshake(Role::Worker, name, Some(secret)).unwrap();
-    b.send(&ToMaster::Register {
-        resources: Resources::new(0, 0, 0),
+    let mut b = registered(
+        &c.addr(),
+        Role::Worker,
+        name,
+        secret,
+        Resources::new(0, 0, 0),
         holdings,
-        depth: 1,
-        max_jobs: 0,
-        tags: vec![],
-        token: fresh_nonce(),
-    })
-    .unwrap();
-    b.send(&ToMaster::Finished(vec![JobResult {
-        key: None,
+        fresh_nonce(),
+    );
+    b.send(&ToMaster::Finished(vec![forged_result(
         job,
         attempt,
-        outcome: Outcome::Exited { code: 0 },
         started_at,
-        ended_at: pilotq_journal::now_ms(),
-        stdout: b"FORGED-BY-A-STRANGER\n".to_vec(),
-        stderr: vec![],
-    }]))
+        b"FORGED-BY-A-STRANGER\n",
+    )]))
     .unwrap();
     let mut told = Vec::new();
     let until = Instant::now() + Duration::from_secs(2);
@@ -1054,14 +1049,7 @@ fn forged_result_not_taken_and_job_runs_for_real(c: &mut Cluster) -> Vec<String>
 fn a_stranger_under_a_gone_holders_name_does_not_get_its_attempts() {
     let (mut c, secret, _secrets, attempt, started_at) = job_left_by_a_gone_holder();
     let job = JobId::new(1, 0);
-    let claim = vec![Holding {
-        key: None,
-        job,
-        attempt,
-        state: HoldingState::Running { started_at },
-        spec: None,
-        wrapper: None,
-    }];
+    let claim = vec![holding(job, attempt, HoldingState::Running { started_at })];
     let told = stranger_reports(&c, &secret, "w1", claim, attempt, started_at);
     let this = Attempt {
         job,
