@@ -5,9 +5,12 @@
 //! also make a handshake: a `Hello`, a secret and a master nonce, for which
 //! only the genuine proof verifies, and only for the side that made it.
 //!
-//! Input: byte 0 says how many chunk sizes follow (0 to 7, 0 = one byte at a
-//! time); each size is `byte + 1`, used in turn; the rest is the stream. The
-//! handshake reads the whole input through `Unstructured`.
+//! Input: byte 0's low 3 bits say how many chunk sizes follow (0 to 7, 0 =
+//! one byte at a time); each size is `byte + 1`, used in turn; the rest is
+//! the stream, as it is or, if bit 3 of byte 0 is set, spelled in tokens (see
+//! [`spell`]) so that a run of 30 s reaches the messages' decoders, not only
+//! msgpack's errors. The handshake reads the whole input through
+//! `Unstructured`.
 #![no_main]
 
 use bytes::BytesMut;
@@ -29,14 +32,20 @@ const MASTER_NONCE: [u8; NONCE_LEN] = [7; NONCE_LEN];
 
 fuzz_target!(|data: &[u8]| {
     let (chunks, stream) = match data.split_first() {
-        None => (vec![], data),
-        Some((&k, rest)) => {
-            let k = usize::from(k % 8).min(rest.len());
+        None => (vec![], data.to_vec()),
+        Some((&mode, rest)) => {
+            let k = usize::from(mode % 8).min(rest.len());
             let sizes = rest[..k].iter().map(|&b| usize::from(b) + 1).collect();
-            (sizes, &rest[k..])
+            let stream = if mode & 8 == 0 {
+                rest[k..].to_vec()
+            } else {
+                spell(&rest[k..])
+            };
+            (sizes, stream)
         }
     };
     let chunks = if chunks.is_empty() { vec![1] } else { chunks };
+    let stream = &stream[..];
 
     // The master's decoder before the handshake, and after it as the master
     // does it: the limit is raised once the peer's `Proof` has come.
@@ -363,4 +372,60 @@ impl<'a> Arbitrary<'a> for Input {
             who: bool::arbitrary(u)?,
         })
     }
+}
+
+/// Every name the messages spell: variants and fields.
+#[rustfmt::skip]
+const NAMES: &[&str] = &[
+    // ToMaster, FromMaster
+    "Hello", "Proof", "Register", "Heartbeat", "Capacity", "Drain", "Started",
+    "Finished", "Adopted", "FetchBlob", "Submit", "Query", "Remove", "Status",
+    "Release", "KeptOutput", "History", "JournalTail", "Welcome", "Accepted",
+    "Error", "Dispatch", "Kill", "Ack", "Drained", "Submitted", "Jobs",
+    "Removed", "Blob", "Released", "Output", "JournalSegments",
+    // other enums
+    "All", "Cluster", "Job", "Worker", "Foreman", "Client", "Exited",
+    "Signalled", "FailedToStart", "Queued", "Running", "ResultFollows",
+    // fields
+    "protocol", "role", "name", "nonce", "proof", "lease_ms", "resources",
+    "holdings", "depth", "max_jobs", "tags", "token", "hash", "spec", "count",
+    "executable", "selectors", "owner", "job", "stderr", "stdout", "forwards",
+    "from", "message", "cluster", "jobs", "last", "bytes", "problems",
+    "segments", "first", "attempt", "at", "wrapper", "wrapper_bytes", "proc",
+    "cores", "memory_mb", "disk_mb", "state", "outcome", "started_at",
+    "ended_at", "code", "signal", "reason", "cmd", "arguments", "environment",
+    "output", "error", "log", "request", "priority", "attributes", "iwd",
+    "leave_in_queue", "id", "status", "attempts", "exit_code", "holder",
+    "hold_reason", "submitted_at", "entered_status_at", "completed_at",
+    "num_starts", "last_holder", "seq", "idle", "running", "held", "completed",
+    "removed", "holders", "journal_seq", "history_completed", "history_removed",
+];
+
+/// Frames spelled in tokens: byte `t < NAMES.len()` is that name as a
+/// msgpack string; 0xfe ends a frame; 0xff takes the next byte as it is; any
+/// other byte is itself. Each frame gets its length header.
+fn spell(tokens: &[u8]) -> Vec<u8> {
+    let mut stream = vec![];
+    let mut body = vec![];
+    let mut frame = |body: &mut Vec<u8>| {
+        stream.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        stream.append(body);
+    };
+    let mut bytes = tokens.iter().copied();
+    while let Some(t) = bytes.next() {
+        match t {
+            0xfe => frame(&mut body),
+            0xff => body.extend(bytes.next()),
+            t if usize::from(t) < NAMES.len() => {
+                let name = NAMES[usize::from(t)].as_bytes();
+                body.push(0xa0 | name.len() as u8); // fixstr: every name is < 32 bytes
+                body.extend_from_slice(name);
+            }
+            t => body.push(t),
+        }
+    }
+    if !body.is_empty() {
+        frame(&mut body);
+    }
+    stream
 }
