@@ -259,7 +259,7 @@ fn throughput_with(files: bool, tls: bool) {
         c.submit(spec, jobs, exe.clone()).await.unwrap();
         loop {
             let s = c.status().await.unwrap();
-            if s.completed == u64::from(jobs) {
+            if s.completed + s.history_completed == u64::from(jobs) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
