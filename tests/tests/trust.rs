@@ -936,17 +936,19 @@ fn job_left_by_a_gone_holder() -> (Cluster, Secret, tempfile::TempDir, u32, u64)
         vec![],
         fresh_nonce(),
     );
-    let attempt = match a.msg(REPLY) {
+    let (attempt, key) = match a.msg(REPLY) {
         FromMaster::Dispatch(asg) => {
             assert_eq!(asg.len(), 1, "{asg:?}");
             assert_eq!(asg[0].job, job);
-            asg[0].attempt
+            assert!(asg[0].key.is_some(), "a dispatch carries its attempt's key");
+            (asg[0].attempt, asg[0].key)
         }
         other => panic!("expected a Dispatch, got {other:?}"),
     };
     let started_at = pilotq_journal::now_ms();
+    // Its own attempt, with its key: the start is taken.
     a.send(&ToMaster::Started(vec![Started {
-        key: None,
+        key,
         job,
         attempt,
         at: started_at,
@@ -1085,5 +1087,32 @@ fn a_stranger_under_a_gone_holders_name_does_not_get_its_attempts() {
 fn a_stranger_under_a_fresh_name_does_not_get_a_gone_holders_attempts() {
     let (mut c, secret, _secrets, attempt, started_at) = job_left_by_a_gone_holder();
     stranger_reports(&c, &secret, "w9", vec![], attempt, started_at);
+    forged_result_not_taken_and_job_runs_for_real(&mut c);
+}
+
+/// After a master restart it has forgotten every holder's token, so the
+/// first registration under a name is believed. A stranger that gets in
+/// first as "w1" still cannot report w1's attempt: every report of an
+/// attempt shows the attempt's key, which only the chain it was dispatched
+/// down has, and the master's key survives its restart.
+#[test]
+fn after_a_master_restart_a_stranger_first_under_a_name_cannot_report_its_attempts() {
+    let (mut c, secret, _secrets, attempt, started_at) = job_left_by_a_gone_holder();
+    c.kill_master();
+    c.restart_master();
+    let job = JobId::new(1, 0);
+    let claim = vec![holding(job, attempt, HoldingState::Running { started_at })];
+    let told = stranger_reports(&c, &secret, "w1", claim, attempt, started_at);
+    let this = Attempt {
+        job,
+        attempt,
+        key: None,
+    };
+    assert!(
+        told.iter()
+            .any(|m| matches!(m, FromMaster::Kill(k) if k.contains(&this))),
+        "no Kill of {job} attempt {attempt}: {told:?}\n{}",
+        c.diag()
+    );
     forged_result_not_taken_and_job_runs_for_real(&mut c);
 }

@@ -534,11 +534,11 @@ impl Master {
         attempt: u32,
         key: Option<AttemptKey>,
     ) -> bool {
-        if self.is_current(holder, job, attempt) {
-            return true;
-        }
         if !self.claimable(holder, job, attempt, key) {
             return false;
+        }
+        if self.is_current(holder, job, attempt) {
+            return true;
         }
         tracing::info!(%job, attempt, to = %holder, "attempt reported by another holder; moved to it");
         let e = Event::JobMoved {
@@ -553,9 +553,13 @@ impl Master {
     }
 
     /// Whether [`Master::claim`] would grant `holder` the attempt (without
-    /// moving it): its own, or one whose holder is gone and whose key it
-    /// shows. Every pilot has the holder secret; only the chain the attempt
-    /// was dispatched down has its key (`pilotq_wire::attempt_key`).
+    /// moving it). Every report of an attempt shows its key
+    /// (`pilotq_wire::attempt_key`): every pilot has the holder secret, and a
+    /// name is only a claim (after a master restart, the first registration
+    /// under a name is believed), so the key, which only the chain the
+    /// attempt was dispatched down has, is what proves it. With it, a holder
+    /// may report its own attempt, or take over one whose holder is gone (a
+    /// worker that failed over).
     pub(crate) fn claimable(
         &self,
         holder: &str,
@@ -563,8 +567,18 @@ impl Master {
         attempt: u32,
         key: Option<AttemptKey>,
     ) -> bool {
+        let expected = self.seat.attempt_key(&self.table, job, attempt);
+        let proven = match (expected, key) {
+            (Some(e), Some(k)) => k.matches(&e),
+            (Some(_), None) => false,
+            // A foreman sent no key by its master has nothing to check.
+            (None, _) => true,
+        };
         if self.is_current(holder, job, attempt) {
-            return true;
+            if !proven {
+                tracing::warn!(%job, attempt, by = %holder, "a holder reported its attempt without the attempt's key: refused");
+            }
+            return proven;
         }
         let gone = match self.table.job(job).and_then(|r| r.job.state.out_on()) {
             Some((owner, a)) if a == attempt => self
@@ -576,8 +590,8 @@ impl Master {
         if !gone {
             return false;
         }
-        let expected = self.seat.attempt_key(&self.table, job, attempt);
-        let proven = matches!((key, expected), (Some(k), Some(e)) if k.matches(&e));
+        // Taking over another's attempt needs a key there is to check.
+        let proven = proven && expected.is_some();
         if !proven {
             tracing::warn!(%job, attempt, by = %holder, "a holder reported another's attempt without its key: refused");
         }
