@@ -247,15 +247,7 @@ impl Client {
 /// The Unix user this process runs as (HTCondor's `Owner` of what it
 /// submits, and who asks for removals and releases).
 pub fn current_user() -> String {
-    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
-    // the name out at once.
-    unsafe {
-        let pw = libc::getpwuid(libc::getuid());
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    // SAFETY: getuid has no preconditions.
+    crate::owner_files::name_of(unsafe { libc::getuid() })
+        .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }

@@ -145,35 +145,63 @@ fn cached_ids(name: &str) -> io::Result<Option<Arc<Ids>>> {
     Ok(ids)
 }
 
+/// One entry of the user database, by whatever key `get` looks it up with
+/// (`getpwnam_r` or `getpwuid_r`), passed to `take` while its strings are
+/// alive; `None`: no such user. The buffer grows while the C library says
+/// it is too small.
+fn passwd_entry<T>(
+    mut get: impl FnMut(&mut libc::passwd, &mut [libc::c_char], &mut *mut libc::passwd) -> libc::c_int,
+    take: impl FnOnce(&libc::passwd) -> T,
+) -> io::Result<Option<T>> {
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: zeroed is a valid passwd (pointers null, numbers 0).
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        match get(&mut pw, &mut buf, &mut found) {
+            0 if found.is_null() => return Ok(None),
+            0 => return Ok(Some(take(&pw))),
+            libc::ERANGE if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
+            // "Not found" as some NSS modules report it.
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// The user name of `uid` from the user database (`None`: no such user, or
+/// the database cannot be read).
+pub fn name_of(uid: libc::uid_t) -> Option<String> {
+    passwd_entry(
+        // SAFETY: every pointer is valid for the call; buf.len() is its size.
+        |pw, buf, found| unsafe { libc::getpwuid_r(uid, pw, buf.as_mut_ptr(), buf.len(), found) },
+        // SAFETY: on success pw_name points at a NUL-terminated string in
+        // the buffer, alive during `take`.
+        |pw| {
+            unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }
+                .to_string_lossy()
+                .into_owned()
+        },
+    )
+    .ok()
+    .flatten()
+}
+
 /// `name`'s uid, primary gid and groups from the user database (`None`: no
 /// such user).
 pub fn lookup(name: &str) -> io::Result<Option<Ids>> {
     let Ok(cname) = CString::new(name) else {
         return Ok(None);
     };
-    let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    let (uid, gid) = loop {
-        // SAFETY: zeroed is a valid passwd (pointers null, numbers 0).
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let found = passwd_entry(
         // SAFETY: every pointer is valid for the call; buf.len() is its size.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pw,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        match rc {
-            0 if found.is_null() => return Ok(None),
-            0 => break (pw.pw_uid, pw.pw_gid),
-            libc::ERANGE if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
-            // "Not found" as some NSS modules report it.
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-            e => return Err(io::Error::from_raw_os_error(e)),
-        }
+        |pw, buf, found| unsafe {
+            libc::getpwnam_r(cname.as_ptr(), pw, buf.as_mut_ptr(), buf.len(), found)
+        },
+        |pw| (pw.pw_uid, pw.pw_gid),
+    )?;
+    let Some((uid, gid)) = found else {
+        return Ok(None);
     };
     let mut groups: Vec<libc::gid_t> = vec![0; 32];
     loop {
@@ -505,6 +533,15 @@ impl Dir {
 mod tests {
     use super::*;
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+    #[test]
+    fn a_uid_is_named_and_the_name_looked_up_gives_it_back() {
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let name = name_of(uid).expect("our own uid has a passwd entry");
+        assert_eq!(lookup(&name).unwrap().unwrap().uid, uid);
+        assert_eq!(name_of(u32::MAX - 7), None);
+    }
 
     #[test]
     fn a_symlink_anywhere_in_a_directory_path_is_named_not_followed() {

@@ -110,23 +110,6 @@ impl Conn {
     }
 }
 
-/// The user name of `uid`, from the password database.
-pub fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwuid_r writes only into `pwd` and `buf`, both ours and
-    // alive for the call; `out` is null or points at `pwd`.
-    let rc =
-        unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
-    if rc != 0 || out.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name points at a NUL-terminated string in `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned())
-}
-
 macro_rules! each {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {
@@ -184,15 +167,6 @@ impl AsyncWrite for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_user_of_our_own_uid_is_found() {
-        // SAFETY: getuid has no preconditions.
-        let uid = unsafe { libc::getuid() };
-        let name = user_name(uid).expect("our own uid has a passwd entry");
-        assert!(!name.is_empty());
-        assert_eq!(user_name(u32::MAX - 7), None);
-    }
 
     #[tokio::test]
     async fn a_unix_address_connects_to_the_socket() {

@@ -9,9 +9,10 @@
 //! handshake: refusing must be cheaper than accepting.
 
 use super::Master;
+use crate::owner_files::name_of;
 use crate::session::{Session, SessionSettings};
 use crate::tls::ServerTls;
-use crate::transport::{user_name, Conn, Peer};
+use crate::transport::{Conn, Peer};
 use actix::Addr;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -204,7 +205,7 @@ pub(super) async fn serve_unix(
         };
         let peer = Peer::Local {
             uid,
-            user: user_name(uid),
+            user: name_of(uid),
         };
         Session::start(
             Conn::Unix(stream),
