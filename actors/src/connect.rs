@@ -141,17 +141,13 @@ pub async fn next(framed: &mut PeerFramed, addr: &str) -> Result<FromMaster, Con
 }
 
 /// A frame error, or what it means: a plain client reading a TLS master's
-/// alert sees a length of 0x15 0x03 … (a TLS record's first bytes).
+/// alert sees a TLS record where a length should be.
 pub fn frame_error(addr: &str, cause: FrameError) -> ConnectError {
-    if let FrameError::TooLarge { len, .. } = &cause {
-        let head = (*len as u32).to_be_bytes();
-        if matches!(head, [0x15 | 0x16, 0x03, 0x00..=0x04, _]) {
-            return ConnectError::Tls {
-                addr: addr.to_string(),
-                reason: "the master speaks TLS; give its CA with --tls-ca (or PILOTQ_TLS_CA)"
-                    .into(),
-            };
-        }
+    if cause.is_tls_record() {
+        return ConnectError::Tls {
+            addr: addr.to_string(),
+            reason: "the master speaks TLS; give its CA with --tls-ca (or PILOTQ_TLS_CA)".into(),
+        };
     }
     ConnectError::Frame {
         addr: addr.to_string(),

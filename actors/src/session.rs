@@ -263,29 +263,23 @@ impl Session {
                 None => Err(format!("uid {uid} has no user name on the master's host")),
             };
         }
+        // What the role may do once it has proven its secret (or where the
+        // master asks for none).
+        let proven = match hello.role {
+            Role::Client => Grant::Client,
+            Role::Worker | Role::Foreman => Grant::Holder,
+        };
         let Some(secret) = self.secrets.for_role(hello.role) else {
-            return Ok(match hello.role {
-                Role::Client => Grant::Client,
-                Role::Worker | Role::Foreman => Grant::Holder,
-            });
+            return Ok(proven);
         };
         match proof {
-            Some(p) if secret.verify(Prover::Peer, hello, nonce, p) => Ok(match hello.role {
-                Role::Client => Grant::Client,
-                Role::Worker | Role::Foreman => Grant::Holder,
-            }),
+            Some(p) if secret.verify(Prover::Peer, hello, nonce, p) => Ok(proven),
             // A wrong password is a mistake to report, even where reads
             // are open; only a client that offers none reads without one.
             None if hello.role == Role::Client && self.open_reads => Ok(Grant::Reader),
             _ => Err("authentication failed: wrong or missing password".into()),
         }
     }
-}
-
-/// A frame length that is a TLS record's first bytes (a ClientHello: 0x16
-/// 0x03 …) read as a length.
-fn looks_like_tls(len: usize) -> bool {
-    matches!((len as u32).to_be_bytes(), [0x16, 0x03, 0x00..=0x04, _])
 }
 
 impl Actor for Session {
@@ -337,7 +331,7 @@ impl StreamHandler<Result<ToMaster, FrameError>> for Session {
                 tracing::debug!(peer = %self.peer, "peer left: {e}");
                 return ctx.stop();
             }
-            Err(FrameError::TooLarge { len, .. }) if looks_like_tls(len) => {
+            Err(e) if e.is_tls_record() => {
                 return self.refuse(
                     ctx,
                     "a TLS client on a plain port: give the master --tls-cert and --tls-key, or the client no --tls-ca".into(),

@@ -27,6 +27,21 @@ pub enum FrameError {
     Io(std::io::Error),
 }
 
+impl FrameError {
+    /// A "frame" whose length is a TLS record's first bytes (a handshake
+    /// 0x16 or an alert 0x15, then version 3.x): the other end speaks TLS
+    /// and this one does not, or the reverse.
+    pub fn is_tls_record(&self) -> bool {
+        match self {
+            FrameError::TooLarge { len, .. } => matches!(
+                (*len as u32).to_be_bytes(),
+                [0x15 | 0x16, 0x03, 0x00..=0x04, _]
+            ),
+            _ => false,
+        }
+    }
+}
+
 impl From<std::io::Error> for FrameError {
     fn from(e: std::io::Error) -> Self {
         FrameError::Io(e)
@@ -156,6 +171,25 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tls_record_read_as_a_length_is_recognised() {
+        let too_large = |bytes: [u8; 4]| FrameError::TooLarge {
+            len: u32::from_be_bytes(bytes) as usize,
+            max: 4096,
+        };
+        assert!(
+            too_large([0x16, 0x03, 0x01, 0x02]).is_tls_record(),
+            "a ClientHello"
+        );
+        assert!(
+            too_large([0x15, 0x03, 0x03, 0x00]).is_tls_record(),
+            "an alert"
+        );
+        assert!(!too_large([0x00, 0x10, 0x00, 0x00]).is_tls_record());
+        assert!(!too_large([0x16, 0x04, 0x01, 0x02]).is_tls_record());
+        assert!(!FrameError::Decode("x".into()).is_tls_record());
+    }
     use crate::message::{FromMaster, ToMaster};
 
     type Peer = FrameCodec<FromMaster, ToMaster>;
