@@ -1434,25 +1434,37 @@ impl RawConn {
     /// Welcome, a Proof of `secret` (`None` for a master without a client
     /// secret), Accepted; panics on anything else.
     pub fn client(addr: &str, secret: Option<&pilotq_wire::Secret>) -> RawConn {
+        RawConn::handshake(addr, pilotq_wire::Role::Client, "raw-client", secret)
+    }
+
+    /// Connects and completes the handshake as `role` named `name`, proving
+    /// `secret` if given; panics unless the master answers Welcome, then
+    /// Accepted.
+    pub fn handshake(
+        addr: &str,
+        role: pilotq_wire::Role,
+        name: &str,
+        secret: Option<&pilotq_wire::Secret>,
+    ) -> RawConn {
         use pilotq_wire::{FromMaster, ToMaster};
         const REPLY: Duration = Duration::from_secs(10);
         let mut conn = RawConn::connect(addr);
         let hello = pilotq_wire::Hello {
             protocol: pilotq_wire::PROTOCOL_VERSION,
-            role: pilotq_wire::Role::Client,
-            name: "raw-client".into(),
+            role,
+            name: name.into(),
             nonce: pilotq_wire::handshake::fresh_nonce(),
         };
         conn.send_msg(&ToMaster::Hello(hello.clone())).unwrap();
         let nonce = match conn.read_msg(REPLY) {
             Ok(FromMaster::Welcome(w)) => w.nonce,
-            other => panic!("client handshake at {addr}: expected Welcome, got {other:?}"),
+            other => panic!("{role} handshake at {addr}: expected Welcome, got {other:?}"),
         };
         let proof = secret.map(|s| s.prove(pilotq_wire::handshake::Prover::Peer, &hello, &nonce));
         conn.send_msg(&ToMaster::Proof { proof }).unwrap();
         match conn.read_msg(REPLY) {
             Ok(FromMaster::Accepted) => conn,
-            other => panic!("client handshake at {addr}: expected Accepted, got {other:?}"),
+            other => panic!("{role} handshake at {addr}: expected Accepted, got {other:?}"),
         }
     }
 

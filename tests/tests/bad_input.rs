@@ -171,18 +171,7 @@ fn an_oversized_frame_is_refused() {
         "the error should say how large the frame was and the pre-handshake maximum: {m:?}"
     );
     // Also as the first frame after a good handshake.
-    let mut conn = RawConn::connect(&c.addr());
-    conn.send_msg(&hello(pilotq_wire::PROTOCOL_VERSION, Role::Client, "big"))
-        .unwrap();
-    match conn.read_msg(REPLY) {
-        Ok(FromMaster::Welcome(_)) => {}
-        other => panic!("expected Welcome, got {other:?}"),
-    }
-    conn.send_msg(&ToMaster::Proof { proof: None }).unwrap();
-    match conn.read_msg(REPLY) {
-        Ok(FromMaster::Accepted) => {}
-        other => panic!("expected Accepted, got {other:?}"),
-    }
+    let mut conn = RawConn::handshake(&c.addr(), Role::Client, "big", None);
     conn.send_raw(&(1u32 << 20).to_be_bytes()).unwrap();
     let m = expect_refused(&mut conn, "1 MiB frame after the handshake");
     assert!(m.contains("65536"), "{m:?}");
@@ -557,18 +546,7 @@ fn a_holder_connection_cannot_submit_remove_or_read_the_queue() {
     ];
     for role in [Role::Worker, Role::Foreman] {
         for (what, req) in &requests {
-            let mut conn = RawConn::connect(&c.addr());
-            conn.send_msg(&hello(pilotq_wire::PROTOCOL_VERSION, role, "pilot-7"))
-                .unwrap();
-            match conn.read_msg(REPLY) {
-                Ok(FromMaster::Welcome(_)) => {}
-                other => panic!("expected Welcome, got {other:?}"),
-            }
-            conn.send_msg(&ToMaster::Proof { proof: None }).unwrap();
-            match conn.read_msg(REPLY) {
-                Ok(FromMaster::Accepted) => {}
-                other => panic!("expected Accepted, got {other:?}"),
-            }
+            let mut conn = RawConn::handshake(&c.addr(), role, "pilot-7", None);
             conn.send_msg(req).unwrap();
             let m = expect_refused(&mut conn, &format!("a {role} sending {what}"));
             assert!(m.contains("may not send"), "{role} {what}: {m:?}");

@@ -4,8 +4,7 @@
 //! with raw frames and collected before comparing.
 
 use pilotq_tests::*;
-use pilotq_wire::handshake::fresh_nonce;
-use pilotq_wire::{FromMaster, Hello, JobView, Role, ToMaster, PROTOCOL_VERSION};
+use pilotq_wire::{FromMaster, JobView, Role, ToMaster};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -14,23 +13,7 @@ const REPLY: Duration = Duration::from_secs(30);
 /// Every job the master answers to an unrestricted query, all chunks
 /// collected: the non-streamed answer.
 fn whole_answer(c: &Cluster) -> Vec<JobView> {
-    let mut conn = RawConn::connect(&c.addr());
-    conn.send_msg(&ToMaster::Hello(Hello {
-        protocol: PROTOCOL_VERSION,
-        role: Role::Client,
-        name: "whole-answer".into(),
-        nonce: fresh_nonce(),
-    }))
-    .unwrap();
-    match conn.read_msg(REPLY) {
-        Ok(FromMaster::Welcome(_)) => {}
-        other => panic!("expected Welcome, got {other:?}"),
-    }
-    conn.send_msg(&ToMaster::Proof { proof: None }).unwrap();
-    match conn.read_msg(REPLY) {
-        Ok(FromMaster::Accepted) => {}
-        other => panic!("expected Accepted, got {other:?}"),
-    }
+    let mut conn = RawConn::handshake(&c.addr(), Role::Client, "whole-answer", None);
     conn.send_msg(&ToMaster::Query { selectors: vec![] })
         .unwrap();
     let mut all = Vec::new();
