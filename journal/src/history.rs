@@ -748,6 +748,17 @@ mod tests {
         }
     }
 
+    /// A writer whose store holds `files` files of 64 KiB: the current one
+    /// and `files - 1` rotated.
+    fn writer_of_files(dir: &Path, files: u64) -> (HistoryWriter, HistoryLimits) {
+        let limits = HistoryLimits {
+            max_size: files * (64 << 10),
+            rotations: files as u32 - 1,
+            max_age: None,
+        };
+        (HistoryWriter::open(dir, u64::MAX, limits).unwrap(), limits)
+    }
+
     fn ids(it: impl Iterator<Item = Result<JobView, JournalError>>) -> Vec<u32> {
         it.map(|r| r.unwrap().id.proc).collect()
     }
@@ -755,12 +766,7 @@ mod tests {
     #[test]
     fn records_read_back_newest_first_and_oldest_first_across_rotations() {
         let dir = tempfile::tempdir().unwrap();
-        let limits = HistoryLimits {
-            max_size: 40 * (64 << 10),
-            rotations: 39,
-            max_age: None,
-        };
-        let mut w = HistoryWriter::open(dir.path(), u64::MAX, limits).unwrap();
+        let (mut w, _) = writer_of_files(dir.path(), 40);
         for p in 0..3000u32 {
             w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
             if p % 100 == 99 {
@@ -786,12 +792,7 @@ mod tests {
     #[test]
     fn retention_deletes_the_oldest_rotations_first() {
         let dir = tempfile::tempdir().unwrap();
-        let limits = HistoryLimits {
-            max_size: 3 * (64 << 10),
-            rotations: 2,
-            max_age: None,
-        };
-        let mut w = HistoryWriter::open(dir.path(), u64::MAX, limits).unwrap();
+        let (mut w, limits) = writer_of_files(dir.path(), 3);
         for p in 0..5000u32 {
             w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
             if p % 50 == 49 {
@@ -863,12 +864,7 @@ mod tests {
     #[test]
     fn a_corrupt_record_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let limits = HistoryLimits {
-            max_size: 2 * (64 << 10),
-            rotations: 1,
-            max_age: None,
-        };
-        let mut w = HistoryWriter::open(dir.path(), u64::MAX, limits).unwrap();
+        let (mut w, _) = writer_of_files(dir.path(), 2);
         for p in 0..600u32 {
             w.add(&rec(1, p, u64::from(p) + 1)).unwrap();
             w.commit().unwrap();
@@ -890,12 +886,7 @@ mod tests {
     #[test]
     fn a_reader_listed_before_a_rotation_reads_every_record_once() {
         let dir = tempfile::tempdir().unwrap();
-        let limits = HistoryLimits {
-            max_size: 40 * (64 << 10),
-            rotations: 39,
-            max_age: None,
-        };
-        let mut w = HistoryWriter::open(dir.path(), u64::MAX, limits).unwrap();
+        let (mut w, limits) = writer_of_files(dir.path(), 40);
         let mut p = 0u32;
         // Fill the current file to its share, committed.
         while w.len < limits.file_size() {
